@@ -1,0 +1,1 @@
+//! GA4GH Crypt4GH v1 interoperability (being written; see issue 2).

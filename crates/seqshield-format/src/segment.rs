@@ -1,0 +1,95 @@
+//! Sealing and opening one segment (STREAM nonces), and diagnosing a
+//! segment that fails to open.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce};
+
+use crate::error::FormatError;
+use crate::limits::{TAG_LEN, TRAILER_MAGIC};
+
+/// The STREAM nonce of segment `index` (Hoang et al., as in age and Tink):
+/// `0x000000 ‖ index:u64 ‖ last:u8`. Each (key, index, last) is used once.
+pub(crate) fn nonce(index: u64, last: bool) -> Nonce {
+    let mut n = [0u8; 12];
+    n[3..11].copy_from_slice(&index.to_be_bytes());
+    n[11] = u8::from(last);
+    Nonce::assume_unique_for_key(n)
+}
+
+/// Encrypts `buf[..pt_len]` in place and writes the tag at
+/// `buf[pt_len..pt_len + 16]`. Returns the tag.
+pub(crate) fn seal(key: &LessSafeKey, index: u64, last: bool, buf: &mut [u8], pt_len: usize) -> [u8; TAG_LEN] {
+    let tag = key
+        .seal_in_place_separate_tag(nonce(index, last), Aad::empty(), &mut buf[..pt_len])
+        .expect("AES-GCM sealing of at most 16 MiB cannot fail");
+    let tag: [u8; TAG_LEN] = tag.as_ref().try_into().expect("GCM tags are 16 bytes");
+    buf[pt_len..pt_len + TAG_LEN].copy_from_slice(&tag);
+    tag
+}
+
+/// Authenticates and decrypts `ct` (ciphertext ‖ tag) into `out`, leaving
+/// `ct` untouched. Returns the tag on success.
+pub(crate) fn open(key: &LessSafeKey, index: u64, last: bool, ct: &[u8], out: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+    let body = ct.len().checked_sub(TAG_LEN)?;
+    let (c, t) = ct.split_at(body);
+    key.open_separate_gather(nonce(index, last), Aad::empty(), c, t, &mut out[..body]).ok()?;
+    t.try_into().ok()
+}
+
+/// How far from its position a misplaced segment is searched for.
+const SEARCH_WINDOW_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Explains why the segment at `position` failed to open.
+///
+/// `ct` is the ciphertext the reader assumed for the segment; `rest` is all
+/// buffered bytes from the segment's start (it may include the trailer).
+/// `count` is the authenticated segment count when the caller knows it.
+/// Runs only on the error path.
+pub(crate) fn diagnose(
+    key: &LessSafeKey,
+    position: u64,
+    assumed_last: bool,
+    ct: &[u8],
+    rest: &[u8],
+    count: Option<u64>,
+) -> FormatError {
+    let mut scratch = vec![0u8; rest.len().max(ct.len())];
+    // Authentic, but the final-segment flag disagrees with where it sits.
+    if open(key, position, !assumed_last, ct, &mut scratch).is_some() {
+        return if assumed_last {
+            FormatError::Truncated { after_segment: Some(position) }
+        } else {
+            FormatError::Extended { index: position }
+        };
+    }
+    // The object's real final segment, followed by its trailer and then
+    // appended data.
+    if !assumed_last {
+        let mut from = TAG_LEN;
+        while let Some(off) = find(&rest[from.min(rest.len())..], &TRAILER_MAGIC) {
+            let end = from + off;
+            if open(key, position, true, &rest[..end], &mut scratch).is_some() {
+                return FormatError::Extended { index: position };
+            }
+            from = end + 1;
+        }
+    }
+    // A segment of this object that belongs elsewhere.
+    let window = (SEARCH_WINDOW_BYTES / (ct.len() as u64).max(1)).clamp(16, 4096);
+    let lo = position.saturating_sub(window);
+    let hi = count.unwrap_or(u64::MAX).min(position.saturating_add(window));
+    for original in lo..hi {
+        if original == position {
+            continue;
+        }
+        for last in [false, true] {
+            if open(key, original, last, ct, &mut scratch).is_some() {
+                return FormatError::SegmentMisplaced { index: position, original };
+            }
+        }
+    }
+    FormatError::SegmentAuthFailed { index: position }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
