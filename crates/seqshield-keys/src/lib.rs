@@ -9,6 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod file;
+pub mod pkcs11;
+pub mod rewrap;
+pub mod rsa;
 
 pub use error::KeyError;
 use seqshield_format::{DataKey, Header, SealedHeader, WrappedKey};
