@@ -137,7 +137,7 @@ impl FormatError {
 
 /// Turns an `io::Error` from a reader of this crate back into a
 /// `FormatError` when it carries one.
-pub fn classify_io(err: io::Error) -> FormatError {
+pub fn classify_io_error(err: io::Error) -> FormatError {
     if FormatError::from_io(&err).is_some() {
         let inner = err.into_inner().expect("checked above");
         match inner.downcast::<FormatError>() {

@@ -47,7 +47,7 @@ pub mod trailer;
 pub mod writer;
 
 pub use classification::Classification;
-pub use error::FormatError;
+pub use error::{classify_io_error, FormatError};
 pub use header::{Header, SealedHeader, WrappedKey};
 pub use key::DataKey;
 pub use seek::Reader;

@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::key::{DataKey, ObjectKeys};
-use crate::limits::{MAX_SEGMENTS, TAG_LEN, TRAILER_LEN};
+use crate::limits::{MAX_SEGMENTS, TAG_LEN, TRAILER_LEN, TRAILER_MAGIC};
 use crate::segment;
 use crate::trailer::Trailer;
 
@@ -52,7 +52,7 @@ impl<R: Read + Seek> Reader<R> {
         inner.read_exact(&mut t)?;
         let trailer = Trailer::decode(&t, &keys).map_err(|e| match e {
             // A truncated or extended file has something else in its last bytes.
-            FormatError::TrailerAuthFailed => infer_length_damage(file_len, data_start, stride),
+            FormatError::TrailerAuthFailed => locate_displaced_trailer(&mut inner, &keys, file_len, data_start, stride),
             other => other,
         })?;
         let count = trailer.segment_count;
@@ -119,9 +119,35 @@ impl<R: Read + Seek> Reader<R> {
     }
 }
 
-fn infer_length_damage(file_len: u64, data_start: u64, stride: u64) -> FormatError {
-    // Without an authentic trailer we cannot know the real length; say what
-    // the bytes look like.
+/// The last bytes are not an authentic trailer. Looks for the real one
+/// near the end to tell truncation from extension from damage.
+fn locate_displaced_trailer<R: Read + Seek>(
+    inner: &mut R,
+    keys: &ObjectKeys,
+    file_len: u64,
+    data_start: u64,
+    stride: u64,
+) -> FormatError {
+    let window = (stride + 2 * TRAILER_LEN as u64).min(file_len - data_start);
+    let mut tail = vec![0u8; window as usize];
+    let read = inner
+        .seek(SeekFrom::Start(file_len - window))
+        .and_then(|_| inner.read_exact(&mut tail));
+    if let Err(e) = read {
+        return FormatError::Io(e);
+    }
+    for (off, _) in tail.windows(TRAILER_MAGIC.len()).enumerate().filter(|(_, w)| *w == TRAILER_MAGIC) {
+        let candidate = &tail[off..];
+        if candidate.len() >= TRAILER_LEN && Trailer::decode(&candidate[..TRAILER_LEN], keys).is_ok() {
+            let count = Trailer::decode(&candidate[..TRAILER_LEN], keys).map(|t| t.segment_count).unwrap_or(1);
+            return FormatError::Extended { index: count.saturating_sub(1) };
+        }
+        if candidate.len() < TRAILER_LEN {
+            // A trailer cut short: the object ends inside it.
+            return FormatError::Truncated { after_segment: None };
+        }
+    }
+    // No trailer at all: most likely cut inside the segments.
     let body = file_len - data_start - TRAILER_LEN as u64;
     if body % stride == 0 {
         FormatError::Truncated { after_segment: (body / stride).checked_sub(1) }

@@ -4,7 +4,7 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce};
 
 use crate::error::FormatError;
-use crate::limits::{TAG_LEN, TRAILER_MAGIC};
+use crate::limits::{TAG_LEN, TRAILER_LEN, TRAILER_MAGIC};
 
 /// The STREAM nonce of segment `index` (Hoang et al., as in age and Tink):
 /// `0x000000 ‖ index:u64 ‖ last:u8`. Each (key, index, last) is used once.
@@ -61,17 +61,30 @@ pub(crate) fn diagnose(
             FormatError::Extended { index: position }
         };
     }
-    // The object's real final segment, followed by its trailer and then
-    // appended data.
-    if !assumed_last {
-        let mut from = TAG_LEN;
-        while let Some(off) = find(&rest[from.min(rest.len())..], &TRAILER_MAGIC) {
-            let end = from + off;
-            if open(key, position, true, &rest[..end], &mut scratch).is_some() {
-                return FormatError::Extended { index: position };
-            }
-            from = end + 1;
+    // The reader took the end of this segment for the trailer: the trailer
+    // is missing altogether.
+    if rest.len() > ct.len() && [true, false].into_iter().any(|l| open(key, position, l, rest, &mut scratch).is_some()) {
+        return FormatError::Truncated { after_segment: Some(position) };
+    }
+    // The object's real final segment sits here, but the bytes after it are
+    // not exactly one trailer: the trailer was cut short, or data was
+    // appended after it.
+    let mut from = TAG_LEN;
+    while let Some(off) = find(&rest[from.min(rest.len())..], &TRAILER_MAGIC) {
+        let end = from + off;
+        if open(key, position, true, &rest[..end], &mut scratch).is_some() {
+            return if rest.len() - end < TRAILER_LEN {
+                FormatError::Truncated { after_segment: Some(position) }
+            } else {
+                FormatError::Extended { index: position }
+            };
         }
+        from = end + 1;
+    }
+    // The final segment fails and no trailer follows it: the object was
+    // cut inside its last segment.
+    if assumed_last && rest.len() >= ct.len() + TRAILER_LEN && !rest[ct.len()..].starts_with(&TRAILER_MAGIC) {
+        return FormatError::Truncated { after_segment: position.checked_sub(1) };
     }
     // A segment of this object that belongs elsewhere.
     let window = (SEARCH_WINDOW_BYTES / (ct.len() as u64).max(1)).clamp(16, 4096);

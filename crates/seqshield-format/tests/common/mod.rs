@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, missing_docs, unreachable_pub)]
+
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+
+use seqshield_format::{
+    classify_io_error, Classification, DataKey, FormatError, Header, Reader, SealedHeader, StreamReader, WrappedKey,
+    Writer, WriterOptions,
+};
+
+pub const SEG: u32 = 1024;
+
+pub fn header(seg: u32) -> Header {
+    Header::new(
+        Classification::Controlled,
+        "application/octet-stream",
+        vec![WrappedKey { key_id: "test".into(), algorithm: "none".into(), wrapped: vec![0; 8] }],
+    )
+    .unwrap()
+    .with_segment_size(seg)
+    .unwrap()
+}
+
+pub fn encrypt(key: &DataKey, header: &Header, plain: &[u8], opts: WriterOptions) -> Vec<u8> {
+    let mut w = Writer::with_options(Vec::new(), header, key, opts).unwrap();
+    // Uneven writes exercise the buffering.
+    for chunk in plain.chunks(777) {
+        w.write_all(chunk).unwrap();
+    }
+    w.finish().unwrap().inner
+}
+
+/// Decrypts through the streaming reader.
+pub fn decrypt_stream(key: &DataKey, object: &[u8], opts: WriterOptions) -> Result<Vec<u8>, FormatError> {
+    let mut input = object;
+    let header = SealedHeader::read_from(&mut input)?.authenticate(key)?;
+    let mut out = Vec::new();
+    StreamReader::with_options(input, &header, key, opts).read_to_end(&mut out).map_err(classify_io_error)?;
+    Ok(out)
+}
+
+/// Decrypts through the seekable reader, reading back to front in pieces.
+pub fn decrypt_seek(key: &DataKey, object: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let mut input = object;
+    let header = SealedHeader::read_from(&mut input)?.authenticate(key)?;
+    let mut r = Reader::new(Cursor::new(object), &header, key)?;
+    let len = r.plaintext_len() as usize;
+    let mut out = vec![0u8; len];
+    let step = 1000;
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(step);
+        r.seek(SeekFrom::Start(start as u64)).map_err(FormatError::Io)?;
+        r.read_exact(&mut out[start..end]).map_err(classify_io_error)?;
+        end = start;
+    }
+    r.seek(SeekFrom::End(0)).map_err(FormatError::Io)?;
+    let mut extra = [0u8; 1];
+    assert_eq!(r.read(&mut extra).unwrap(), 0, "read past the end");
+    Ok(out)
+}
+
+/// Every decryption path; all must agree.
+pub fn decrypt_all_paths(key: &DataKey, object: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let single = decrypt_stream(key, object, WriterOptions::default());
+    let parallel = decrypt_stream(key, object, WriterOptions { threads: 2, batch_segments: 3 });
+    let seek = decrypt_seek(key, object);
+    match (&single, &parallel, &seek) {
+        (Ok(a), Ok(b), Ok(c)) => {
+            assert_eq!(a, b);
+            assert_eq!(a, c);
+        }
+        (Err(a), Err(b), Err(_)) => assert_eq!(a.code(), b.code(), "{a} vs {b}"),
+        _ => panic!("paths disagree: single {single:?} parallel {parallel:?} seek {seek:?}"),
+    }
+    single
+}
+
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b"ACGT"[(x & 3) as usize]
+        })
+        .collect()
+}
