@@ -1,1 +1,158 @@
-fn main() {}
+//! `seqshield`: the command-line tool.
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod exit;
+mod io;
+mod kek;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Set when a command streams data to stdout, so reports go to stderr.
+static DATA_ON_STDOUT: AtomicBool = AtomicBool::new(false);
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure
+  2  bad command line
+  3  a file could not be read or written
+  4  key problem: wrong key, passphrase or PIN, no matching recipient
+  5  integrity failure: the object is damaged, tampered with or malformed
+
+With --json, results and errors are one JSON object on stdout (on stderr
+when the data itself goes to stdout). Errors look like
+  {\"ok\":false,\"error\":{\"code\":\"segment_auth_failed\",\"segment\":3,...}}";
+
+/// seqshield: encrypted, tamper-evident containers for genomic data.
+#[derive(Parser, Debug)]
+#[command(name = "seqshield", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print machine-readable JSON results and errors.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Worker threads for encryption and decryption (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, list and export key-encryption keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Encrypt a file into a seqshield object.
+    Encrypt(cmd::crypt::EncryptArgs),
+    /// Decrypt an object (output appears only once it has fully authenticated).
+    Decrypt(cmd::crypt::DecryptArgs),
+    /// Authenticate every segment, the Merkle root and the trailer.
+    Verify(cmd::crypt::VerifyArgs),
+    /// Re-wrap an object's data key for another KEK, rewriting only the header.
+    Rewrap(cmd::crypt::RewrapArgs),
+    /// Show an object's header (unauthenticated; no keys needed or shown).
+    Inspect(cmd::crypt::InspectArgs),
+    /// Convert an object to GA4GH Crypt4GH v1 for a Crypt4GH recipient.
+    #[command(name = "export-c4gh")]
+    ExportC4gh(cmd::c4gh::ExportArgs),
+    /// Convert a GA4GH Crypt4GH v1 file into a seqshield object.
+    #[command(name = "import-c4gh")]
+    ImportC4gh(cmd::c4gh::ImportArgs),
+    /// End-to-end tour on the real E. coli 536 genome.
+    Demo(cmd::demo::DemoArgs),
+}
+
+/// Options every command sees.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// JSON output.
+    pub json: bool,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Crypto worker threads.
+    pub threads: usize,
+}
+
+impl Ctx {
+    /// Writer/reader tuning for this run.
+    pub fn options(&self) -> seqshield_format::WriterOptions {
+        seqshield_format::WriterOptions {
+            threads: self.threads,
+            batch_segments: if self.threads > 1 { 16 } else { 4 },
+        }
+    }
+
+    /// Prints a command's result: JSON or a human line.
+    pub fn report(&self, value: serde_json::Value, human: impl FnOnce() -> String) {
+        let text = if self.json { value.to_string() } else { human() };
+        if text.is_empty() {
+            return;
+        }
+        if DATA_ON_STDOUT.load(Ordering::Relaxed) {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// Marks that command data is being written to stdout.
+pub fn data_on_stdout(output: &std::path::Path) {
+    if output == std::path::Path::new("-") {
+        DATA_ON_STDOUT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An input file and an output file (`-` for stdin/stdout).
+#[derive(Args, Debug, Clone)]
+pub struct InOut {
+    /// Input file, or - for stdin.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Output file, or - for stdout.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let ctx = Ctx { json: cli.json, quiet: cli.quiet || cli.json, threads };
+    let result = match cli.command {
+        Command::Keys(c) => cmd::keys::run(&ctx, c),
+        Command::Encrypt(a) => cmd::crypt::encrypt(&ctx, a),
+        Command::Decrypt(a) => cmd::crypt::decrypt(&ctx, a),
+        Command::Verify(a) => cmd::crypt::verify(&ctx, a),
+        Command::Rewrap(a) => cmd::crypt::rewrap(&ctx, a),
+        Command::Inspect(a) => cmd::crypt::inspect(&ctx, a),
+        Command::ExportC4gh(a) => cmd::c4gh::export(&ctx, a),
+        Command::ImportC4gh(a) => cmd::c4gh::import(&ctx, a),
+        Command::Demo(a) => cmd::demo::run(&ctx, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (code, value) = exit::classify(&err);
+            if ctx.json && !DATA_ON_STDOUT.load(Ordering::Relaxed) {
+                println!("{value}");
+            } else if ctx.json {
+                eprintln!("{value}");
+            } else {
+                eprintln!("seqshield: error: {err:#}");
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}

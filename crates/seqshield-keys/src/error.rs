@@ -28,6 +28,119 @@ pub enum KeyError {
         /// The algorithm named in the entry.
         algorithm: String,
     },
+    /// A recipient to remove is not in the object.
+    #[error("recipient {key_id} is not in the object")]
+    UnknownRecipient {
+        /// The key id asked for.
+        key_id: String,
+    },
+    /// The change would leave an object nobody can decrypt.
+    #[error("refusing to remove every recipient: nobody could decrypt the object")]
+    NoRecipientsLeft,
+    /// A key file or public-key file is not in the expected format.
+    #[error("{path}: {reason}")]
+    KeyFileInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A PEM public key given as text is not a usable RSA public key.
+    #[error("invalid RSA public key: {reason}")]
+    InvalidPublicKey {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The passphrase does not decrypt the key file.
+    #[error("{path}: wrong passphrase (or a damaged key file)")]
+    WrongPassphrase {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// An empty passphrase was given for a new key file.
+    #[error("refusing to encrypt a key file with an empty passphrase")]
+    EmptyPassphrase,
+    /// The private key file is readable or writable by group or others.
+    #[error("{path}: mode {mode:04o} lets group or others access the private key; `chmod 600` it")]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file asks for more scrypt work than we allow.
+    #[error("{path}: scrypt parameter {param} = {value} exceeds the limit {max}")]
+    KdfTooCostly {
+        /// The key file.
+        path: PathBuf,
+        /// Which parameter (`log_n`, `r`, `p`, `memory`).
+        param: &'static str,
+        /// The value in the file.
+        value: u64,
+        /// Our limit.
+        max: u64,
+    },
+    /// A key already exists where a new one was to be created.
+    #[error("{location}: a key already exists; refusing to overwrite it")]
+    KeyExists {
+        /// The file or token object.
+        location: String,
+    },
+    /// A cryptographic primitive failed (key generation, encryption).
+    #[error("{op} failed")]
+    Crypto {
+        /// What we tried.
+        op: &'static str,
+    },
+    /// A PKCS#11 call failed.
+    #[error("PKCS#11 {op} failed: {source}")]
+    Pkcs11 {
+        /// What we tried.
+        op: &'static str,
+        /// The error from the module.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+    /// Zero or several tokens carry the requested label.
+    #[error("PKCS#11 module {module}: {count} tokens are labelled {label:?}, expected exactly one")]
+    TokenLabel {
+        /// The module.
+        module: PathBuf,
+        /// The token label asked for.
+        label: String,
+        /// How many tokens carry it.
+        count: usize,
+    },
+    /// The token refused the user PIN.
+    #[error("PKCS#11 token {token:?}: wrong PIN")]
+    WrongPin {
+        /// The token label.
+        token: String,
+    },
+    /// The token holds no usable key under the label.
+    #[error("PKCS#11 token {token:?}, key {key:?}: {reason}")]
+    Pkcs11Key {
+        /// The token label.
+        token: String,
+        /// The key label.
+        key: String,
+        /// What is missing or wrong.
+        reason: &'static str,
+    },
+    /// The token does not implement the wrapping mechanism with our parameters.
+    #[error(
+        "PKCS#11 token {token:?} does not support {algorithm} (some tokens, SoftHSM2 among them, \
+         do RSA-OAEP only with SHA-1): {source}"
+    )]
+    Pkcs11Unsupported {
+        /// The token label.
+        token: String,
+        /// The algorithm id, e.g. `rsa-oaep-sha256`.
+        algorithm: &'static str,
+        /// The error from the module.
+        #[source]
+        source: cryptoki::error::Error,
+    },
     /// The container format rejected the header.
     #[error(transparent)]
     Format(#[from] seqshield_format::FormatError),
