@@ -12,8 +12,7 @@ pub enum Exit {
     Ok = 0,
     /// Anything not covered below.
     Failure = 1,
-    /// Bad command line (clap's own code).
-    Usage = 2,
+    // 2: bad command line, returned by clap itself.
     /// A file could not be read or written.
     Io = 3,
     /// Wrong key, wrong passphrase or PIN, no matching recipient, key store problem.
@@ -59,7 +58,7 @@ pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
     (exit, value)
 }
 
-fn find_format(cause: &(dyn std::error::Error + 'static)) -> Option<&FormatError> {
+fn find_format<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a FormatError> {
     cause
         .downcast_ref::<FormatError>()
         .or_else(|| cause.downcast_ref::<std::io::Error>().and_then(FormatError::from_io))

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Opens `path` for reading (`-` is stdin). Returns the reader and its
 /// length when known.
-pub fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
+pub fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
     if path == Path::new("-") {
         return Ok((Box::new(io::stdin().lock()), None));
     }
@@ -61,11 +61,6 @@ impl Output {
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
         Ok(Self::Atomic { tmp, dest: path.to_owned() })
-    }
-
-    /// Whether data goes to stdout (so JSON reports must go to stderr).
-    pub fn is_stdout(&self) -> bool {
-        matches!(self, Self::Stdout(_))
     }
 
     /// Makes the output durable and visible. Without this call a temporary

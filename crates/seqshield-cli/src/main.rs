@@ -1,6 +1,8 @@
 //! `seqshield`: the command-line tool.
 
 #![forbid(unsafe_code)]
+// A binary: `pub` marks each module's interface to its siblings; nothing is exported.
+#![allow(unreachable_pub)]
 
 mod cmd;
 mod exit;
@@ -142,7 +144,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(&ctx, a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::Exit::Ok as u8),
         Err(err) => {
             let (code, value) = exit::classify(&err);
             if ctx.json && !DATA_ON_STDOUT.load(Ordering::Relaxed) {

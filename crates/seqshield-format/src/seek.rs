@@ -57,8 +57,7 @@ impl<R: Read + Seek> Reader<R> {
         })?;
         let count = trailer.segment_count;
         let len = trailer.plaintext_len;
-        let consistent = count >= 1
-            && count <= MAX_SEGMENTS
+        let consistent = (1..=MAX_SEGMENTS).contains(&count)
             && len <= count * seg
             && (len > (count - 1) * seg || (count == 1 && len == 0));
         if !consistent {

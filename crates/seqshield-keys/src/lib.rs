@@ -15,6 +15,7 @@ pub mod rewrap;
 pub mod rsa;
 
 pub use error::KeyError;
+pub use rsa::KeyInfo;
 use seqshield_format::{DataKey, Header, SealedHeader, WrappedKey};
 
 /// Anything that can wrap a data key for one recipient.

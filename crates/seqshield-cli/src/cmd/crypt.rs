@@ -127,7 +127,7 @@ pub struct DecryptArgs {
 }
 
 /// Opens an object: reads its header and unwraps the data key.
-fn open_object(kek: &KekArgs, input: &std::path::Path) -> Result<(Box<dyn Read + Send>, Option<u64>, DataKey, Header)> {
+fn open_object(kek: &KekArgs, input: &std::path::Path) -> Result<(Box<dyn Read>, Option<u64>, DataKey, Header)> {
     let kek = kek.load()?;
     let (mut r, len) = open_input(input)?;
     let sealed = SealedHeader::read_from(&mut r).with_context(|| format!("cannot read {}", input.display()))?;
