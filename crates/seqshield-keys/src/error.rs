@@ -102,7 +102,9 @@ pub enum KeyError {
         source: cryptoki::error::Error,
     },
     /// Zero or several tokens carry the requested label.
-    #[error("PKCS#11 module {module}: {count} tokens are labelled {label:?}, expected exactly one")]
+    #[error(
+        "PKCS#11 module {module}: {count} tokens are labelled {label:?}, expected exactly one"
+    )]
     TokenLabel {
         /// The module.
         module: PathBuf,
@@ -129,8 +131,8 @@ pub enum KeyError {
     },
     /// The token does not implement the wrapping mechanism with our parameters.
     #[error(
-        "PKCS#11 token {token:?} does not support {algorithm} (some tokens, SoftHSM2 among them, \
-         do RSA-OAEP only with SHA-1): {source}"
+        "PKCS#11 token {token:?} rejects the {algorithm} mechanism parameters (some tokens, \
+         SoftHSM2 among them, do RSA-OAEP only with SHA-1)"
     )]
     Pkcs11Unsupported {
         /// The token label.
