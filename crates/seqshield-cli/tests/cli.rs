@@ -381,3 +381,89 @@ fn help_documents_exit_codes_and_contract_flags() {
     let t = String::from_utf8(run(&["import-c4gh", "--help"]).stdout).unwrap();
     assert!(t.contains("--c4gh-sk"));
 }
+
+/// A throw-away SoftHSM2 token made with `scripts/softhsm-token`, or `None`
+/// (skip) when SoftHSM2 is missing outside CI. Under `CI` it must exist.
+fn softhsm_token(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let module = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
+    if !module.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI: SoftHSM2 is missing; run scripts/setup");
+        eprintln!("note: SoftHSM2 missing; PKCS#11 CLI test not run");
+        return None;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/softhsm-token");
+    let out = std::process::Command::new("sh").arg(script).args(["init", s(dir), "cli-token", "4321"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("pin"), "4321\n").unwrap();
+    Some((module, dir.join("softhsm2.conf")))
+}
+
+#[test]
+fn pkcs11_token_kek_through_every_command() {
+    let c = Case::new(250_000);
+    let Some((module, conf)) = softhsm_token(&c.p("hsm")) else { return };
+    let pin = c.p("hsm/pin");
+    let p11 = |label: &str| -> Vec<String> {
+        ["--pkcs11-module", s(&module), "--token-label", "cli-token", "--pin-file", s(&pin), "--key-label", label]
+            .iter()
+            .map(|x| x.to_string())
+            .collect()
+    };
+    let run_p11 = |pre: &[&str], label: &str, post: &[&str]| -> Output {
+        let mut cmd = sq();
+        cmd.env("SOFTHSM2_CONF", &conf).args(pre).args(p11(label)).args(post);
+        cmd.output().unwrap()
+    };
+    // AES key wrap (RFC 3394) and RSA-OAEP-SHA1, both generated in the token.
+    let out = run_p11(&["--json", "keys", "init", "--algorithm", "aes-kw"], "aes", &[]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["key"]["backend"], "pkcs11");
+    let out = run_p11(&["keys", "init", "--algorithm", "rsa-oaep", "--oaep-hash", "sha1"], "rsa", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // SoftHSM2 has no SHA-256 OAEP: refused cleanly, no half-made key left.
+    let out = run_p11(&["keys", "init", "--algorithm", "rsa-oaep", "--oaep-hash", "sha256"], "rsa256", &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+
+    for label in ["aes", "rsa"] {
+        let obj = c.p(&format!("{label}.sqs"));
+        let plain = c.p("plain.fa");
+        let out = run_p11(&["encrypt"], label, &[s(&plain), "-o", s(&obj)]);
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run_p11(&["--json", "verify"], label, &[s(&obj)]);
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stdout));
+        let out = run_p11(&["decrypt"], label, &[s(&obj), "-o", "-"]);
+        assert_eq!(out.stdout, c.plain, "{label}");
+        let out = run_p11(&["--json", "keys", "list"], label, &[]);
+        assert!(json(&out)["keys"][0]["key_id"].as_str().unwrap().len() > 4);
+    }
+    let alg = json(&run(&["--json", "inspect", s(&c.p("aes.sqs"))]))["header"]["recipients"][0]["algorithm"].clone();
+    assert_eq!(alg, "aes256-kw");
+    // Wrong KEK in the same token, and a wrong PIN.
+    let out = run_p11(&["--json", "verify"], "rsa", &[s(&c.p("aes.sqs"))]);
+    assert_eq!(out.status.code(), Some(4));
+    std::fs::write(c.p("badpin"), "0000\n").unwrap();
+    let out = sq()
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["verify", "--pkcs11-module", s(&module), "--token-label", "cli-token", "--pin-file", s(&c.p("badpin"))])
+        .args(["--key-label", "aes", s(&c.p("aes.sqs"))])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("0000"));
+
+    // Export the token's RSA public key; rotate a file-KEK object into the token.
+    let pubpem = c.p("token.pub.pem");
+    let out = run_p11(&["keys", "export-public"], "rsa", &["-o", s(&pubpem)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pem = std::fs::read_to_string(&pubpem).unwrap();
+    let k = keys();
+    c.encrypt(&k.a, "file.sqs", &[]);
+    let out = run(&["rewrap", "--kek-dir", s(&k.a), "--to", s(&pubpem), s(&c.p("file.sqs")), "-o", s(&c.p("to-token.sqs"))]);
+    assert!(out.status.success(), "{}{pem}", String::from_utf8_lossy(&out.stderr));
+    let out = run_p11(&["decrypt"], "rsa", &[s(&c.p("to-token.sqs")), "-o", "-"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, c.plain);
+    // AES keys have no public half.
+    let out = run_p11(&["keys", "export-public"], "aes", &[]);
+    assert!(!out.status.success());
+}

@@ -2,7 +2,7 @@
 //!
 //! A KEK wraps each object's [`DataKey`] into a [`WrappedKey`] header entry
 //! and unwraps it again. Two backends: an RSA-4096 key pair in a
-//! passphrase-encrypted file ([`file`]), and a key held in a PKCS#11 token
+//! passphrase-encrypted file ([`mod@file`]), and a key held in a PKCS#11 token
 //! ([`pkcs11`]). Public-key recipients ([`Recipient`] without [`Kek`]) can
 //! wrap but never unwrap.
 
