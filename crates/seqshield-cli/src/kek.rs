@@ -95,9 +95,13 @@ impl KekArgs {
             let k = Pkcs11Kek::open(&cfg).context("cannot open the PKCS#11 KEK")?;
             return Ok(LoadedKek::Pkcs11(k));
         }
-        let dir = self.kek_dir.as_ref().context("no KEK given: pass --kek-dir DIR or --pkcs11-module PATH --token-label L --pin-file F")?;
+        let dir = self
+            .kek_dir
+            .as_ref()
+            .context("no KEK given: pass --kek-dir DIR or --pkcs11-module PATH --token-label L --pin-file F")?;
         let pass = self.passphrase()?;
-        let k = FileKek::open(dir, pass.as_bytes()).with_context(|| format!("cannot open the KEK in {}", dir.display()))?;
+        let k =
+            FileKek::open(dir, pass.as_bytes()).with_context(|| format!("cannot open the KEK in {}", dir.display()))?;
         Ok(LoadedKek::File(k))
     }
 }

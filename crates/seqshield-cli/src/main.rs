@@ -87,10 +87,7 @@ pub struct Ctx {
 impl Ctx {
     /// Writer/reader tuning for this run.
     pub fn options(&self) -> seqshield_format::WriterOptions {
-        seqshield_format::WriterOptions {
-            threads: self.threads,
-            batch_segments: if self.threads > 1 { 16 } else { 4 },
-        }
+        seqshield_format::WriterOptions { threads: self.threads, batch_segments: if self.threads > 1 { 16 } else { 4 } }
     }
 
     /// Prints a command's result: JSON or a human line.

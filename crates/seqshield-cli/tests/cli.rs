@@ -196,7 +196,8 @@ fn tampered_object_fails_with_named_segment_and_no_output() {
     let out = run(&["--json", "decrypt", "--kek-dir", s(&k.a), s(&obj), "-o", s(&c.p("out.fa"))]);
     assert_eq!(out.status.code(), Some(5));
     assert!(!c.p("out.fa").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(c.dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(c.dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains("partial")), "{leftovers:?}");
 
     // To stdout: only authenticated segments come out, then a non-zero exit.
@@ -281,7 +282,17 @@ fn recipients_rewrap_and_removal() {
     assert_eq!(run(&["verify", "--kek-dir", s(&k.c), s(&c.p("two.sqs"))]).status.code(), Some(4));
 
     // Rotate A -> C: only the header changes.
-    let out = run(&["--json", "rewrap", "--kek-dir", s(&k.a), "--to", s(&c_pub), s(&c.p("two.sqs")), "-o", s(&c.p("rot.sqs"))]);
+    let out = run(&[
+        "--json",
+        "rewrap",
+        "--kek-dir",
+        s(&k.a),
+        "--to",
+        s(&c_pub),
+        s(&c.p("two.sqs")),
+        "-o",
+        s(&c.p("rot.sqs")),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let before = std::fs::read(c.p("two.sqs")).unwrap();
     let after = std::fs::read(c.p("rot.sqs")).unwrap();
@@ -295,12 +306,33 @@ fn recipients_rewrap_and_removal() {
     }
 
     // Remove B (by key id); removing every recipient is refused.
-    let b_id = json(&run(&["--json", "keys", "list", "--kek-dir", s(&k.b)]))["keys"][0]["key_id"].as_str().unwrap().to_owned();
-    let c_id = json(&run(&["--json", "keys", "list", "--kek-dir", s(&k.c)]))["keys"][0]["key_id"].as_str().unwrap().to_owned();
-    let out = run(&["rewrap", "--kek-dir", s(&k.c), "--remove-recipient", &b_id, s(&c.p("rot.sqs")), "-o", s(&c.p("c-only.sqs"))]);
+    let b_id =
+        json(&run(&["--json", "keys", "list", "--kek-dir", s(&k.b)]))["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    let c_id =
+        json(&run(&["--json", "keys", "list", "--kek-dir", s(&k.c)]))["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    let out = run(&[
+        "rewrap",
+        "--kek-dir",
+        s(&k.c),
+        "--remove-recipient",
+        &b_id,
+        s(&c.p("rot.sqs")),
+        "-o",
+        s(&c.p("c-only.sqs")),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(run(&["verify", "--kek-dir", s(&k.b), s(&c.p("c-only.sqs"))]).status.code(), Some(4));
-    let out = run(&["--json", "rewrap", "--kek-dir", s(&k.c), "--remove-recipient", &c_id, s(&c.p("c-only.sqs")), "-o", s(&c.p("none.sqs"))]);
+    let out = run(&[
+        "--json",
+        "rewrap",
+        "--kek-dir",
+        s(&k.c),
+        "--remove-recipient",
+        &c_id,
+        s(&c.p("c-only.sqs")),
+        "-o",
+        s(&c.p("none.sqs")),
+    ]);
     assert_eq!(json(&out)["error"]["code"], "no_recipients_left");
     assert!(!c.p("none.sqs").exists());
 }
@@ -311,16 +343,42 @@ fn crypt4gh_export_then_import_round_trips() {
     let c = Case::new(200_000);
     c.encrypt(&k.a, "obj.sqs", &[]);
     std::fs::write(c.p("c4pass"), "c4gh secret\n").unwrap();
-    let out = run(&["keys", "c4gh-keygen", "--sk", s(&c.p("me.sec")), "--pk", s(&c.p("me.pub")), "--passphrase-file", s(&c.p("c4pass"))]);
+    let out = run(&[
+        "keys",
+        "c4gh-keygen",
+        "--sk",
+        s(&c.p("me.sec")),
+        "--pk",
+        s(&c.p("me.pub")),
+        "--passphrase-file",
+        s(&c.p("c4pass")),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(c.p("me.sec")).unwrap().permissions().mode() & 0o777, 0o600);
-    let out = run(&["export-c4gh", "--kek-dir", s(&k.a), "--recipient-pk", s(&c.p("me.pub")), s(&c.p("obj.sqs")), "-o", s(&c.p("x.c4gh"))]);
+    let out = run(&[
+        "export-c4gh",
+        "--kek-dir",
+        s(&k.a),
+        "--recipient-pk",
+        s(&c.p("me.pub")),
+        s(&c.p("obj.sqs")),
+        "-o",
+        s(&c.p("x.c4gh")),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read(c.p("x.c4gh")).unwrap().starts_with(b"crypt4gh"));
     let out = run(&[
-        "import-c4gh", "--c4gh-sk", s(&c.p("me.sec")), "--c4gh-passphrase-file", s(&c.p("c4pass")),
-        "--kek-dir", s(&k.b), s(&c.p("x.c4gh")), "-o", s(&c.p("back.sqs")),
+        "import-c4gh",
+        "--c4gh-sk",
+        s(&c.p("me.sec")),
+        "--c4gh-passphrase-file",
+        s(&c.p("c4pass")),
+        "--kek-dir",
+        s(&k.b),
+        s(&c.p("x.c4gh")),
+        "-o",
+        s(&c.p("back.sqs")),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(&["decrypt", "--kek-dir", s(&k.b), s(&c.p("back.sqs")), "-o", "-"]);
@@ -392,7 +450,8 @@ fn softhsm_token(dir: &Path) -> Option<(PathBuf, PathBuf)> {
         return None;
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/softhsm-token");
-    let out = std::process::Command::new("sh").arg(script).args(["init", s(dir), "cli-token", "4321"]).output().unwrap();
+    let out =
+        std::process::Command::new("sh").arg(script).args(["init", s(dir), "cli-token", "4321"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(dir.join("pin"), "4321\n").unwrap();
     Some((module, dir.join("softhsm2.conf")))
@@ -458,7 +517,8 @@ fn pkcs11_token_kek_through_every_command() {
     let pem = std::fs::read_to_string(&pubpem).unwrap();
     let k = keys();
     c.encrypt(&k.a, "file.sqs", &[]);
-    let out = run(&["rewrap", "--kek-dir", s(&k.a), "--to", s(&pubpem), s(&c.p("file.sqs")), "-o", s(&c.p("to-token.sqs"))]);
+    let out =
+        run(&["rewrap", "--kek-dir", s(&k.a), "--to", s(&pubpem), s(&c.p("file.sqs")), "-o", s(&c.p("to-token.sqs"))]);
     assert!(out.status.success(), "{}{pem}", String::from_utf8_lossy(&out.stderr));
     let out = run_p11(&["decrypt"], "rsa", &[s(&c.p("to-token.sqs")), "-o", "-"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -63,10 +63,7 @@ impl FromStr for Classification {
     type Err = UnknownClassification;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownClassification(s.to_owned()))
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownClassification(s.to_owned()))
     }
 }
 

@@ -129,9 +129,7 @@ fn locate_displaced_trailer<R: Read + Seek>(
 ) -> FormatError {
     let window = (stride + 2 * TRAILER_LEN as u64).min(file_len - data_start);
     let mut tail = vec![0u8; window as usize];
-    let read = inner
-        .seek(SeekFrom::Start(file_len - window))
-        .and_then(|_| inner.read_exact(&mut tail));
+    let read = inner.seek(SeekFrom::Start(file_len - window)).and_then(|_| inner.read_exact(&mut tail));
     if let Err(e) = read {
         return FormatError::Io(e);
     }

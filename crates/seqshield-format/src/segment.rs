@@ -63,7 +63,8 @@ pub(crate) fn diagnose(
     }
     // The reader took the end of this segment for the trailer: the trailer
     // is missing altogether.
-    if rest.len() > ct.len() && [true, false].into_iter().any(|l| open(key, position, l, rest, &mut scratch).is_some()) {
+    if rest.len() > ct.len() && [true, false].into_iter().any(|l| open(key, position, l, rest, &mut scratch).is_some())
+    {
         return FormatError::Truncated { after_segment: Some(position) };
     }
     // The object's real final segment sits here, but the bytes after it are

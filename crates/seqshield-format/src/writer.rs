@@ -137,9 +137,8 @@ impl<W: Write> Writer<W> {
         let region = &mut self.batch[..n * stride];
         self.tags.clear();
         match &self.pool {
-            Some(pool) if n > 1 => {
-                pool.install(|| region.par_chunks_mut(stride).enumerate().map(seal_slot).collect_into_vec(&mut self.tags))
-            }
+            Some(pool) if n > 1 => pool
+                .install(|| region.par_chunks_mut(stride).enumerate().map(seal_slot).collect_into_vec(&mut self.tags)),
             _ => self.tags.extend(region.chunks_mut(stride).enumerate().map(seal_slot)),
         }
         for (i, tag) in self.tags.iter().enumerate() {

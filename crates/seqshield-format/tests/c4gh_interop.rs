@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use seqshield_format::c4gh::{
-    read_public_key, read_secret_key, write_public_key, write_secret_key, Decryptor, Encryptor,
-    SecretKey,
+    read_public_key, read_secret_key, write_public_key, write_secret_key, Decryptor, Encryptor, SecretKey,
 };
 
 const PASSPHRASE: &str = "interop passphrase";
@@ -31,22 +30,15 @@ fn reference_tool(name: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing and CI is set: run scripts/setup",
-            path.display()
-        );
+        panic!("{} is missing and CI is set: run scripts/setup", path.display());
     }
-    eprintln!(
-        "SKIPPED: {} not found; run scripts/setup to test interop with the reference crypt4gh",
-        path.display()
-    );
+    eprintln!("SKIPPED: {} not found; run scripts/setup to test interop with the reference crypt4gh", path.display());
     None
 }
 
 /// A fresh scratch folder for one test, under cargo's target tmp dir.
 fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("c4gh_interop-{test}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("c4gh_interop-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -99,10 +91,7 @@ fn crypt4gh(tool: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
 /// a developer's tty.
 fn keygen(tool: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     let (sk, pk) = (dir.join("ref.sec"), dir.join("ref.pub"));
-    let setsid = ["/usr/bin/setsid", "/bin/setsid"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file());
+    let setsid = ["/usr/bin/setsid", "/bin/setsid"].into_iter().map(Path::new).find(|p| p.is_file());
     let mut cmd = match setsid {
         Some(setsid) => {
             let mut c = Command::new(setsid);
@@ -121,18 +110,9 @@ fn keygen(tool: &Path, dir: &Path) -> (PathBuf, PathBuf) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSPHRASE}\n{PASSPHRASE}\n").as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSPHRASE}\n{PASSPHRASE}\n").as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "crypt4gh-keygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "crypt4gh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
     (sk, pk)
 }
 
@@ -140,11 +120,7 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
-fn our_encrypt(
-    plain: &[u8],
-    sender: &SecretKey,
-    recipients: &[seqshield_format::c4gh::PublicKey],
-) -> Vec<u8> {
+fn our_encrypt(plain: &[u8], sender: &SecretKey, recipients: &[seqshield_format::c4gh::PublicKey]) -> Vec<u8> {
     let mut enc = Encryptor::new(Vec::new(), sender, recipients).unwrap();
     for chunk in plain.chunks(30_001) {
         enc.write_all(chunk).unwrap();
@@ -154,10 +130,7 @@ fn our_encrypt(
 
 fn our_decrypt(file: &[u8], sk: &SecretKey) -> Vec<u8> {
     let mut out = Vec::new();
-    Decryptor::new(file, sk)
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
+    Decryptor::new(file, sk).unwrap().read_to_end(&mut out).unwrap();
     out
 }
 
@@ -171,21 +144,13 @@ fn reference_decrypts_what_we_encrypt() {
     let dir = scratch("ours-to-ref");
     let recipient = SecretKey::generate();
     let sk_path = dir.join("ours.sec");
-    std::fs::write(
-        &sk_path,
-        write_secret_key(&recipient, Some(PASSPHRASE.as_bytes())),
-    )
-    .unwrap();
+    std::fs::write(&sk_path, write_secret_key(&recipient, Some(PASSPHRASE.as_bytes()))).unwrap();
 
     // Exactly n segments, and a partial last one.
     for len in [3 * 65536, 200 * 1024 + 123] {
         let plain = dna(len);
         let file = our_encrypt(&plain, &SecretKey::generate(), &[recipient.public_key()]);
-        let out = crypt4gh(
-            &tool,
-            &["decrypt", "--sk", sk_path.to_str().unwrap()],
-            &file,
-        );
+        let out = crypt4gh(&tool, &["decrypt", "--sk", sk_path.to_str().unwrap()], &file);
         assert!(out == plain, "reference decryption differs for {len} bytes");
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -200,17 +165,9 @@ fn we_decrypt_what_reference_encrypts() {
         return;
     };
     let dir = scratch("ref-to-ours");
-    let (sender, recipient, other) = (
-        SecretKey::generate(),
-        SecretKey::generate(),
-        SecretKey::generate(),
-    );
+    let (sender, recipient, other) = (SecretKey::generate(), SecretKey::generate(), SecretKey::generate());
     let sender_path = dir.join("sender.sec");
-    std::fs::write(
-        &sender_path,
-        write_secret_key(&sender, Some(PASSPHRASE.as_bytes())),
-    )
-    .unwrap();
+    std::fs::write(&sender_path, write_secret_key(&sender, Some(PASSPHRASE.as_bytes()))).unwrap();
     let pk_path = dir.join("recipient.pub");
     std::fs::write(&pk_path, write_public_key(&recipient.public_key())).unwrap();
     let other_path = dir.join("other.pub");
@@ -232,11 +189,7 @@ fn we_decrypt_what_reference_encrypts() {
     );
     for sk in [&recipient, &other] {
         let dec = Decryptor::new(file.as_slice(), sk).unwrap();
-        assert_eq!(
-            dec.sender_public_key(),
-            &sender.public_key(),
-            "the reference used our sender key"
-        );
+        assert_eq!(dec.sender_public_key(), &sender.public_key(), "the reference used our sender key");
         assert!(our_decrypt(&file, sk) == plain, "our decryption differs");
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -247,10 +200,7 @@ fn we_decrypt_what_reference_encrypts() {
 /// side of each direction.
 #[test]
 fn reference_keygen_files_load() {
-    let (Some(keygen_tool), Some(tool)) = (
-        reference_tool("crypt4gh-keygen"),
-        reference_tool("crypt4gh"),
-    ) else {
+    let (Some(keygen_tool), Some(tool)) = (reference_tool("crypt4gh-keygen"), reference_tool("crypt4gh")) else {
         return;
     };
     let dir = scratch("keygen");
@@ -259,30 +209,16 @@ fn reference_keygen_files_load() {
     let pk = read_public_key(&read(&pk_path)).unwrap();
     assert_eq!(sk.public_key(), pk, "secret and public key files disagree");
     assert!(read_secret_key(&read(&sk_path), Some(b"wrong")).is_err());
-    assert_eq!(
-        write_public_key(&pk),
-        read(&pk_path),
-        "public key file differs from keygen's"
-    );
+    assert_eq!(write_public_key(&pk), read(&pk_path), "public key file differs from keygen's");
 
     let plain = dna(150 * 1024);
     // Reference encrypts for the keygen public key; we decrypt with the
     // keygen secret key.
-    let file = crypt4gh(
-        &tool,
-        &["encrypt", "--recipient_pk", pk_path.to_str().unwrap()],
-        &plain,
-    );
+    let file = crypt4gh(&tool, &["encrypt", "--recipient_pk", pk_path.to_str().unwrap()], &plain);
     assert!(our_decrypt(&file, &sk) == plain);
     // We encrypt for the keygen public key; the reference decrypts with it.
     let file = our_encrypt(&plain, &SecretKey::generate(), &[pk]);
-    assert!(
-        crypt4gh(
-            &tool,
-            &["decrypt", "--sk", sk_path.to_str().unwrap()],
-            &file
-        ) == plain
-    );
+    assert!(crypt4gh(&tool, &["decrypt", "--sk", sk_path.to_str().unwrap()], &file) == plain);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -301,23 +237,11 @@ fn edit_list_from_reference_rearrange() {
     let file = our_encrypt(&plain, &SecretKey::generate(), &[sk.public_key()]);
     let sk_arg = sk_path.to_str().unwrap();
     for range in ["70000-140000", "100-70000", "65536-131072"] {
-        let edited = crypt4gh(
-            &tool,
-            &["rearrange", "--sk", sk_arg, "--range", range],
-            &file,
-        );
+        let edited = crypt4gh(&tool, &["rearrange", "--sk", sk_arg, "--range", range], &file);
         let theirs = crypt4gh(&tool, &["decrypt", "--sk", sk_arg], &edited);
         let ours = our_decrypt(&edited, &sk);
-        assert!(
-            !ours.is_empty() && ours.len() < plain.len(),
-            "{range}: the edit list was not applied"
-        );
-        assert!(
-            ours == theirs,
-            "{range}: ours {} bytes, reference {} bytes",
-            ours.len(),
-            theirs.len()
-        );
+        assert!(!ours.is_empty() && ours.len() < plain.len(), "{range}: the edit list was not applied");
+        assert!(ours == theirs, "{range}: ours {} bytes, reference {} bytes", ours.len(), theirs.len());
     }
     let _ = std::fs::remove_dir_all(dir);
 }

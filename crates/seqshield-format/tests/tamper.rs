@@ -4,7 +4,7 @@ mod common;
 
 use aws_lc_rs::digest;
 use common::*;
-use seqshield_format::limits::{TRAILER_LEN, TAG_LEN};
+use seqshield_format::limits::{TAG_LEN, TRAILER_LEN};
 use seqshield_format::{DataKey, FormatError, Header, WriterOptions};
 
 const S: usize = SEG as usize;
@@ -82,7 +82,10 @@ fn truncation_is_detected_at_any_cut() {
     }
     // Cut exactly at a segment boundary, trailer dropped: names the segment.
     let o = &f.object[..f.seg(2).start];
-    assert!(matches!(decrypt_stream(&f.key, o, WriterOptions::default()), Err(FormatError::Truncated { after_segment: Some(1) })));
+    assert!(matches!(
+        decrypt_stream(&f.key, o, WriterOptions::default()),
+        Err(FormatError::Truncated { after_segment: Some(1) })
+    ));
 }
 
 #[test]

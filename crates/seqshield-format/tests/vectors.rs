@@ -34,9 +34,30 @@ struct Spec {
 }
 
 const SPECS: &[Spec] = &[
-    Spec { name: "empty", len: 0, segment_size: 1024, classification: Classification::Public, recipients: 1, metadata: &[] },
-    Spec { name: "one-byte", len: 1, segment_size: 1024, classification: Classification::Internal, recipients: 1, metadata: &[] },
-    Spec { name: "one-full-segment", len: 1024, segment_size: 1024, classification: Classification::Restricted, recipients: 1, metadata: &[] },
+    Spec {
+        name: "empty",
+        len: 0,
+        segment_size: 1024,
+        classification: Classification::Public,
+        recipients: 1,
+        metadata: &[],
+    },
+    Spec {
+        name: "one-byte",
+        len: 1,
+        segment_size: 1024,
+        classification: Classification::Internal,
+        recipients: 1,
+        metadata: &[],
+    },
+    Spec {
+        name: "one-full-segment",
+        len: 1024,
+        segment_size: 1024,
+        classification: Classification::Restricted,
+        recipients: 1,
+        metadata: &[],
+    },
     Spec {
         name: "three-segments-and-a-bit",
         len: 3 * 1024 + 5,
@@ -45,7 +66,14 @@ const SPECS: &[Spec] = &[
         recipients: 2,
         metadata: &[("sample", "S-0001"), ("pipeline", "bwa-mem 0.7.17")],
     },
-    Spec { name: "default-segments", len: 150_000, segment_size: 65536, classification: Classification::Controlled, recipients: 1, metadata: &[] },
+    Spec {
+        name: "default-segments",
+        len: 150_000,
+        segment_size: 65536,
+        classification: Classification::Controlled,
+        recipients: 1,
+        metadata: &[],
+    },
 ];
 
 fn build(spec: &Spec, idx: u8) -> (Value, Vec<u8>) {
@@ -150,7 +178,8 @@ fn vectors_hold_on_every_path() {
                 v["negative"] = negative_cases(v["header_len"].as_u64().unwrap() as usize);
             }
             let _ = object;
-            std::fs::write(dir().join(format!("{}.json", spec.name)), serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+            std::fs::write(dir().join(format!("{}.json", spec.name)), serde_json::to_string_pretty(&v).unwrap() + "\n")
+                .unwrap();
         }
     }
     let mut seen = 0;
@@ -168,7 +197,8 @@ fn vectors_hold_on_every_path() {
         let key = DataKey::from_slice(&hex::decode(v["data_key"].as_str().unwrap()).unwrap()).unwrap();
         let hdr = SealedHeaderExt::header(&object, &key);
         let parallel = {
-            let mut w = Writer::with_options(Vec::new(), &hdr, &key, WriterOptions { threads: 2, batch_segments: 3 }).unwrap();
+            let mut w =
+                Writer::with_options(Vec::new(), &hdr, &key, WriterOptions { threads: 2, batch_segments: 3 }).unwrap();
             std::io::Write::write_all(&mut w, &plaintext(spec.len)).unwrap();
             w.finish().unwrap().inner
         };

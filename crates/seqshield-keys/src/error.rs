@@ -102,9 +102,7 @@ pub enum KeyError {
         source: cryptoki::error::Error,
     },
     /// Zero or several tokens carry the requested label.
-    #[error(
-        "PKCS#11 module {module}: {count} tokens are labelled {label:?}, expected exactly one"
-    )]
+    #[error("PKCS#11 module {module}: {count} tokens are labelled {label:?}, expected exactly one")]
     TokenLabel {
         /// The module.
         module: PathBuf,

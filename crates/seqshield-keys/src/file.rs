@@ -25,10 +25,7 @@ mod fs;
 mod keyfile;
 
 pub use fs::MAX_KEY_FILE_LEN;
-pub use keyfile::{
-    MAX_SCRYPT_LOG_N, MAX_SCRYPT_MEMORY, MAX_SCRYPT_P, MAX_SCRYPT_R, SCRYPT_LOG_N, SCRYPT_P,
-    SCRYPT_R,
-};
+pub use keyfile::{MAX_SCRYPT_LOG_N, MAX_SCRYPT_MEMORY, MAX_SCRYPT_P, MAX_SCRYPT_R, SCRYPT_LOG_N, SCRYPT_P, SCRYPT_R};
 
 /// File name of the encrypted private key in a key directory.
 pub const PRIVATE_KEY_FILE: &str = "kek.pem";
@@ -58,17 +55,13 @@ impl FileKek {
         let public_path = dir.join(PUBLIC_KEY_FILE);
         for path in [&private_path, &public_path] {
             if path.symlink_metadata().is_ok() {
-                return Err(KeyError::KeyExists {
-                    location: path.display().to_string(),
-                });
+                return Err(KeyError::KeyExists { location: path.display().to_string() });
             }
         }
         fs::create_private_dir(dir)?;
 
-        let key =
-            PrivateDecryptingKey::generate(KeySize::Rsa4096).map_err(|_| KeyError::Crypto {
-                op: "RSA-4096 key generation",
-            })?;
+        let key = PrivateDecryptingKey::generate(KeySize::Rsa4096)
+            .map_err(|_| KeyError::Crypto { op: "RSA-4096 key generation" })?;
         let public = RsaRecipient::from_key(key.public_key(), OaepHash::Sha256)?;
         let pem: Zeroizing<String> = keyfile::encrypt(&key, passphrase)?;
 
@@ -95,19 +88,9 @@ impl FileKek {
         Self::from_key(key, public, dir)
     }
 
-    fn from_key(
-        key: PrivateDecryptingKey,
-        public: RsaRecipient,
-        dir: &Path,
-    ) -> Result<Self, KeyError> {
-        let private = OaepPrivateDecryptingKey::new(key).map_err(|_| KeyError::Crypto {
-            op: "RSA-OAEP key setup",
-        })?;
-        Ok(Self {
-            private,
-            public,
-            dir: dir.to_owned(),
-        })
+    fn from_key(key: PrivateDecryptingKey, public: RsaRecipient, dir: &Path) -> Result<Self, KeyError> {
+        let private = OaepPrivateDecryptingKey::new(key).map_err(|_| KeyError::Crypto { op: "RSA-OAEP key setup" })?;
+        Ok(Self { private, public, dir: dir.to_owned() })
     }
 
     /// The public half, wrapping with RSA-OAEP-SHA-256.
@@ -145,32 +128,22 @@ impl Kek for FileKek {
                 in_object: vec![entry.key_id.clone()],
             });
         }
-        let hash = OaepHash::from_algorithm_id(&entry.algorithm).ok_or_else(|| {
-            KeyError::UnsupportedAlgorithm {
-                key_id: entry.key_id.clone(),
-                algorithm: entry.algorithm.clone(),
-            }
-        })?;
-        let failed = || KeyError::UnwrapFailed {
+        let hash = OaepHash::from_algorithm_id(&entry.algorithm).ok_or_else(|| KeyError::UnsupportedAlgorithm {
             key_id: entry.key_id.clone(),
-        };
+            algorithm: entry.algorithm.clone(),
+        })?;
+        let failed = || KeyError::UnwrapFailed { key_id: entry.key_id.clone() };
         if entry.wrapped.len() != self.private.key_size_bytes() {
             return Err(failed());
         }
         let mut out = Zeroizing::new(vec![0u8; self.private.min_output_size()]);
-        let plain = self
-            .private
-            .decrypt(hash.aws_lc(), &entry.wrapped, &mut out, None)
-            .map_err(|_| failed())?;
+        let plain = self.private.decrypt(hash.aws_lc(), &entry.wrapped, &mut out, None).map_err(|_| failed())?;
         DataKey::from_slice(plain).ok_or_else(failed)
     }
 }
 
 impl fmt::Debug for FileKek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileKek")
-            .field("key_id", &self.public.key_id())
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("FileKek").field("key_id", &self.public.key_id()).field("dir", &self.dir).finish_non_exhaustive()
     }
 }

@@ -68,17 +68,8 @@ pub struct Pkcs11Config {
 
 impl Pkcs11Config {
     /// A config with the default key label.
-    pub fn new(
-        module: impl Into<PathBuf>,
-        token_label: impl Into<String>,
-        pin: Zeroizing<String>,
-    ) -> Self {
-        Self {
-            module: module.into(),
-            token_label: token_label.into(),
-            pin,
-            key_label: DEFAULT_KEY_LABEL.to_owned(),
-        }
+    pub fn new(module: impl Into<PathBuf>, token_label: impl Into<String>, pin: Zeroizing<String>) -> Self {
+        Self { module: module.into(), token_label: token_label.into(), pin, key_label: DEFAULT_KEY_LABEL.to_owned() }
     }
 
     /// The same config with another key label.
@@ -88,33 +79,21 @@ impl Pkcs11Config {
     }
 
     fn key_error(&self, reason: &'static str) -> KeyError {
-        KeyError::Pkcs11Key {
-            token: self.token_label.clone(),
-            key: self.key_label.clone(),
-            reason,
-        }
+        KeyError::Pkcs11Key { token: self.token_label.clone(), key: self.key_label.clone(), reason }
     }
 
     /// Key labels are printable ASCII, so that they, and the record label
     /// made from them, are safe in messages and within [`MAX_KEY_LABEL_LEN`].
     fn check_key_label(&self) -> Result<(), KeyError> {
         let label = &self.key_label;
-        if label.is_empty()
-            || label.len() > MAX_KEY_LABEL_LEN
-            || !label.bytes().all(|c| (0x20..0x7f).contains(&c))
-        {
+        if label.is_empty() || label.len() > MAX_KEY_LABEL_LEN || !label.bytes().all(|c| (0x20..0x7f).contains(&c)) {
             return Err(self.key_error("key label must be 1 to 64 printable ASCII characters"));
         }
         Ok(())
     }
 
     fn location(&self) -> String {
-        format!(
-            "token={} key={} module={}",
-            self.token_label,
-            self.key_label,
-            self.module.display()
-        )
+        format!("token={} key={} module={}", self.token_label, self.key_label, self.module.display())
     }
 }
 
@@ -179,9 +158,7 @@ impl Pkcs11Kek {
                 .find_objects(&[Attribute::Label(label.into_bytes())])
                 .map_err(module::pkcs11_err("C_FindObjects"))?;
             if !found.is_empty() {
-                return Err(KeyError::KeyExists {
-                    location: cfg.location(),
-                });
+                return Err(KeyError::KeyExists { location: cfg.location() });
             }
         }
         let mut id = [0u8; KEY_ID_LEN];
@@ -257,8 +234,7 @@ impl Pkcs11Kek {
             [] => {}
             [handle] => {
                 let value = bytes(session, *handle, AttributeType::Value)?.unwrap_or_default();
-                return record::decode(&value)
-                    .ok_or_else(|| invalid("unknown seqshield kind record"));
+                return record::decode(&value).ok_or_else(|| invalid("unknown seqshield kind record"));
             }
             _ => return Err(invalid("more than one seqshield kind record")),
         }
@@ -387,13 +363,7 @@ impl Pkcs11Kek {
                     let hash = digest::digest(&digest::SHA256, &input);
                     format!("p11-aes-{}", &hex::encode(hash.as_ref())[..16])
                 };
-                Ok(Keys {
-                    unwrap_key,
-                    wrap_key,
-                    public: None,
-                    key_id,
-                    bits: 256,
-                })
+                Ok(Keys { unwrap_key, wrap_key, public: None, key_id, bits: 256 })
             }
         }
     }
@@ -405,9 +375,7 @@ impl Pkcs11Kek {
         let entry = self.wrap(&key)?;
         let back = self.unwrap(&entry)?;
         if back.expose_secret() != key.expose_secret() {
-            return Err(KeyError::UnwrapFailed {
-                key_id: self.key_id.clone(),
-            });
+            return Err(KeyError::UnwrapFailed { key_id: self.key_id.clone() });
         }
         Ok(())
     }
@@ -430,35 +398,22 @@ struct Keys {
 /// Objects of `class` labelled `label`.
 fn find(session: &Session, class: ObjectClass, label: &str) -> Result<Vec<ObjectHandle>, KeyError> {
     session
-        .find_objects(&[
-            Attribute::Class(class),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
+        .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
         .map_err(module::pkcs11_err("C_FindObjects"))
 }
 
 /// A byte-string attribute, `None` if the object lacks it or hides it.
-fn bytes(
-    session: &Session,
-    object: ObjectHandle,
-    which: AttributeType,
-) -> Result<Option<Vec<u8>>, KeyError> {
-    let attributes = session
-        .get_attributes(object, &[which])
-        .map_err(module::pkcs11_err("C_GetAttributeValue"))?;
+fn bytes(session: &Session, object: ObjectHandle, which: AttributeType) -> Result<Option<Vec<u8>>, KeyError> {
+    let attributes = session.get_attributes(object, &[which]).map_err(module::pkcs11_err("C_GetAttributeValue"))?;
     Ok(attributes.into_iter().find_map(|a| match a {
-        Attribute::Value(v)
-        | Attribute::Modulus(v)
-        | Attribute::PublicExponent(v)
-        | Attribute::Id(v) => Some(v),
+        Attribute::Value(v) | Attribute::Modulus(v) | Attribute::PublicExponent(v) | Attribute::Id(v) => Some(v),
         _ => None,
     }))
 }
 
 fn key_type(session: &Session, object: ObjectHandle) -> Result<Option<KeyType>, KeyError> {
-    let attributes = session
-        .get_attributes(object, &[AttributeType::KeyType])
-        .map_err(module::pkcs11_err("C_GetAttributeValue"))?;
+    let attributes =
+        session.get_attributes(object, &[AttributeType::KeyType]).map_err(module::pkcs11_err("C_GetAttributeValue"))?;
     Ok(attributes.into_iter().find_map(|a| match a {
         Attribute::KeyType(t) => Some(t),
         _ => None,
@@ -483,11 +438,7 @@ impl Recipient for Pkcs11Kek {
                 })
             }
         };
-        Ok(WrappedKey {
-            key_id: self.key_id.clone(),
-            algorithm: self.kind.algorithm_id().to_owned(),
-            wrapped,
-        })
+        Ok(WrappedKey { key_id: self.key_id.clone(), algorithm: self.kind.algorithm_id().to_owned(), wrapped })
     }
 }
 
@@ -511,9 +462,7 @@ impl Kek for Pkcs11Kek {
             Pkcs11KeyKind::AesKeyWrap => seqshield_format::key::DATA_KEY_LEN + 8,
         };
         if entry.wrapped.len() != expected_len {
-            return Err(KeyError::UnwrapFailed {
-                key_id: entry.key_id.clone(),
-            });
+            return Err(KeyError::UnwrapFailed { key_id: entry.key_id.clone() });
         }
         wrapping::unwrap(&self.lock(), self.kind, self.unwrap_key, entry, &self.token)
     }

@@ -111,9 +111,7 @@ impl FromStr for OaepHash {
         match s.to_ascii_lowercase().as_str() {
             "sha1" | "sha-1" => Ok(Self::Sha1),
             "sha256" | "sha-256" => Ok(Self::Sha256),
-            _ => Err(KeyError::InvalidPublicKey {
-                reason: "unknown OAEP hash (expected sha1 or sha256)",
-            }),
+            _ => Err(KeyError::InvalidPublicKey { reason: "unknown OAEP hash (expected sha1 or sha256)" }),
         }
     }
 }
@@ -142,52 +140,31 @@ impl RsaRecipient {
     /// Parses an SPKI PEM (`-----BEGIN PUBLIC KEY-----`). Explanatory text
     /// before the block is skipped; `hash` is used whatever it says.
     pub fn from_pem(pem: &str, hash: OaepHash) -> Result<Self, KeyError> {
-        let start = pem.find("-----BEGIN ").ok_or(KeyError::InvalidPublicKey {
-            reason: "no PEM block",
-        })?;
-        let (label, der) = spki::der::pem::decode_vec(&pem.as_bytes()[start..]).map_err(|_| {
-            KeyError::InvalidPublicKey {
-                reason: "malformed PEM",
-            }
-        })?;
+        let start = pem.find("-----BEGIN ").ok_or(KeyError::InvalidPublicKey { reason: "no PEM block" })?;
+        let (label, der) = spki::der::pem::decode_vec(&pem.as_bytes()[start..])
+            .map_err(|_| KeyError::InvalidPublicKey { reason: "malformed PEM" })?;
         if label != PEM_PUBLIC_KEY_LABEL {
-            return Err(KeyError::InvalidPublicKey {
-                reason: "PEM label is not PUBLIC KEY",
-            });
+            return Err(KeyError::InvalidPublicKey { reason: "PEM label is not PUBLIC KEY" });
         }
         Self::from_spki_der(&der, hash)
     }
 
     /// Parses a SubjectPublicKeyInfo DER holding an RSA key.
     pub fn from_spki_der(der: &[u8], hash: OaepHash) -> Result<Self, KeyError> {
-        let key = PublicEncryptingKey::from_der(der).map_err(|_| KeyError::InvalidPublicKey {
-            reason: "not an RSA SubjectPublicKeyInfo aws-lc accepts",
-        })?;
+        let key = PublicEncryptingKey::from_der(der)
+            .map_err(|_| KeyError::InvalidPublicKey { reason: "not an RSA SubjectPublicKeyInfo aws-lc accepts" })?;
         Self::from_key(key, hash)
     }
 
     /// Builds the key from its modulus and public exponent (unsigned
     /// big-endian), as a PKCS#11 token reports them.
-    pub fn from_components(
-        modulus: &[u8],
-        exponent: &[u8],
-        hash: OaepHash,
-    ) -> Result<Self, KeyError> {
-        let bad = |_| KeyError::InvalidPublicKey {
-            reason: "modulus or exponent does not encode",
-        };
+    pub fn from_components(modulus: &[u8], exponent: &[u8], hash: OaepHash) -> Result<Self, KeyError> {
+        let bad = |_| KeyError::InvalidPublicKey { reason: "modulus or exponent does not encode" };
         // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
-        let rsa_public_key = vec![
-            UintRef::new(modulus).map_err(bad)?,
-            UintRef::new(exponent).map_err(bad)?,
-        ]
-        .to_der()
-        .map_err(bad)?;
+        let rsa_public_key =
+            vec![UintRef::new(modulus).map_err(bad)?, UintRef::new(exponent).map_err(bad)?].to_der().map_err(bad)?;
         let spki = SubjectPublicKeyInfoRef {
-            algorithm: AlgorithmIdentifierRef {
-                oid: RSA_ENCRYPTION_OID,
-                parameters: Some(AnyRef::NULL),
-            },
+            algorithm: AlgorithmIdentifierRef { oid: RSA_ENCRYPTION_OID, parameters: Some(AnyRef::NULL) },
             subject_public_key: BitStringRef::from_bytes(&rsa_public_key).map_err(bad)?,
         };
         Self::from_spki_der(&spki.to_der().map_err(bad)?, hash)
@@ -195,47 +172,24 @@ impl RsaRecipient {
 
     pub(crate) fn from_key(key: PublicEncryptingKey, hash: OaepHash) -> Result<Self, KeyError> {
         if key.key_size_bits() < MIN_RSA_BITS {
-            return Err(KeyError::InvalidPublicKey {
-                reason: "RSA modulus shorter than 2048 bits",
-            });
+            return Err(KeyError::InvalidPublicKey { reason: "RSA modulus shorter than 2048 bits" });
         }
         // Re-encode so the key id is computed over canonical DER.
-        let spki_der = key
-            .as_der()
-            .map_err(|_| KeyError::Crypto {
-                op: "encoding an RSA public key",
-            })?
-            .as_ref()
-            .to_vec();
+        let spki_der =
+            key.as_der().map_err(|_| KeyError::Crypto { op: "encoding an RSA public key" })?.as_ref().to_vec();
         let key_id = key_id_for_spki(&spki_der);
-        Ok(Self {
-            key,
-            spki_der,
-            key_id,
-            hash,
-        })
+        Ok(Self { key, spki_der, key_id, hash })
     }
 
     /// Reads an SPKI PEM file. The OAEP hash comes from a
     /// `seqshield-oaep-hash: sha1|sha256` line before the PEM block, and is
     /// SHA-256 without one.
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let io = |op| {
-            move |source| KeyError::Io {
-                op,
-                path: path.to_owned(),
-                source,
-            }
-        };
+        let io = |op| move |source| KeyError::Io { op, path: path.to_owned(), source };
         let file = std::fs::File::open(path).map_err(io("open public key"))?;
         let mut text = String::new();
-        file.take(MAX_PUBLIC_KEY_FILE_LEN + 1)
-            .read_to_string(&mut text)
-            .map_err(io("read public key"))?;
-        let invalid = |reason| KeyError::KeyFileInvalid {
-            path: path.to_owned(),
-            reason,
-        };
+        file.take(MAX_PUBLIC_KEY_FILE_LEN + 1).read_to_string(&mut text).map_err(io("read public key"))?;
+        let invalid = |reason| KeyError::KeyFileInvalid { path: path.to_owned(), reason };
         if text.len() as u64 > MAX_PUBLIC_KEY_FILE_LEN {
             return Err(invalid("public key file is too large"));
         }
@@ -249,9 +203,8 @@ impl RsaRecipient {
     /// The SPKI PEM, preceded by the `seqshield-oaep-hash` line when the
     /// hash is not the default.
     pub fn to_pem(&self) -> String {
-        let pem =
-            spki::der::pem::encode_string(PEM_PUBLIC_KEY_LABEL, LineEnding::LF, &self.spki_der)
-                .expect("PEM encoding of a DER buffer cannot fail");
+        let pem = spki::der::pem::encode_string(PEM_PUBLIC_KEY_LABEL, LineEnding::LF, &self.spki_der)
+            .expect("PEM encoding of a DER buffer cannot fail");
         match self.hash {
             OaepHash::Sha256 => pem,
             OaepHash::Sha1 => format!("{OAEP_HASH_HEADER} {}\n{pem}", self.hash),
@@ -294,12 +247,7 @@ fn hash_from_header(text: &str) -> Result<OaepHash, &'static str> {
             if found.is_some() {
                 return Err("more than one seqshield-oaep-hash line");
             }
-            found = Some(
-                value
-                    .trim()
-                    .parse()
-                    .map_err(|_| "seqshield-oaep-hash must be sha1 or sha256")?,
-            );
+            found = Some(value.trim().parse().map_err(|_| "seqshield-oaep-hash must be sha1 or sha256")?);
         }
     }
     Ok(found.unwrap_or_default())
@@ -311,23 +259,15 @@ impl Recipient for RsaRecipient {
     }
 
     fn wrap(&self, key: &DataKey) -> Result<WrappedKey, KeyError> {
-        let oaep =
-            OaepPublicEncryptingKey::new(self.key.clone()).map_err(|_| KeyError::Crypto {
-                op: "RSA-OAEP key setup",
-            })?;
+        let oaep = OaepPublicEncryptingKey::new(self.key.clone())
+            .map_err(|_| KeyError::Crypto { op: "RSA-OAEP key setup" })?;
         let mut out = vec![0u8; oaep.ciphertext_size()];
         let len = oaep
             .encrypt(self.hash.aws_lc(), key.expose_secret(), &mut out, None)
-            .map_err(|_| KeyError::Crypto {
-                op: "RSA-OAEP encryption",
-            })?
+            .map_err(|_| KeyError::Crypto { op: "RSA-OAEP encryption" })?
             .len();
         out.truncate(len);
-        Ok(WrappedKey {
-            key_id: self.key_id.clone(),
-            algorithm: self.hash.algorithm_id().to_owned(),
-            wrapped: out,
-        })
+        Ok(WrappedKey { key_id: self.key_id.clone(), algorithm: self.hash.algorithm_id().to_owned(), wrapped: out })
     }
 }
 
@@ -359,20 +299,11 @@ mod tests {
     fn header_line_selects_the_hash() {
         let pem = "-----BEGIN PUBLIC KEY-----\n";
         assert_eq!(hash_from_header(pem), Ok(OaepHash::Sha256));
-        assert_eq!(
-            hash_from_header(&format!("note\n{OAEP_HASH_HEADER} sha1\n{pem}")),
-            Ok(OaepHash::Sha1)
-        );
+        assert_eq!(hash_from_header(&format!("note\n{OAEP_HASH_HEADER} sha1\n{pem}")), Ok(OaepHash::Sha1));
         assert!(hash_from_header(&format!("{OAEP_HASH_HEADER} md5\n{pem}")).is_err());
-        assert!(hash_from_header(&format!(
-            "{OAEP_HASH_HEADER} sha1\n{OAEP_HASH_HEADER} sha1\n{pem}"
-        ))
-        .is_err());
+        assert!(hash_from_header(&format!("{OAEP_HASH_HEADER} sha1\n{OAEP_HASH_HEADER} sha1\n{pem}")).is_err());
         // A header line after the block is not ours to read.
-        assert_eq!(
-            hash_from_header(&format!("{pem}{OAEP_HASH_HEADER} sha1\n")),
-            Ok(OaepHash::Sha256)
-        );
+        assert_eq!(hash_from_header(&format!("{pem}{OAEP_HASH_HEADER} sha1\n")), Ok(OaepHash::Sha256));
     }
 
     #[test]
@@ -380,31 +311,17 @@ mod tests {
         use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey};
         use spki::der::Decode;
 
-        let key = PrivateDecryptingKey::generate(KeySize::Rsa2048)
-            .unwrap()
-            .public_key();
+        let key = PrivateDecryptingKey::generate(KeySize::Rsa2048).unwrap().public_key();
         let from_key = RsaRecipient::from_key(key, OaepHash::Sha256).unwrap();
         let spki = SubjectPublicKeyInfoRef::from_der(from_key.spki_der()).unwrap();
         let ints = Vec::<UintRef<'_>>::from_der(spki.subject_public_key.raw_bytes()).unwrap();
-        let from_parts =
-            RsaRecipient::from_components(ints[0].as_bytes(), ints[1].as_bytes(), OaepHash::Sha1)
-                .unwrap();
+        let from_parts = RsaRecipient::from_components(ints[0].as_bytes(), ints[1].as_bytes(), OaepHash::Sha1).unwrap();
         assert_eq!(from_parts.key_id(), from_key.key_id());
         assert_eq!(from_parts.bits(), 2048);
         let pem = from_parts.to_pem();
-        assert!(
-            pem.starts_with("seqshield-oaep-hash: sha1\n-----BEGIN PUBLIC KEY-----\n"),
-            "{pem}"
-        );
-        assert!(from_key
-            .to_pem()
-            .starts_with("-----BEGIN PUBLIC KEY-----\n"));
-        assert_eq!(
-            RsaRecipient::from_pem(&pem, OaepHash::Sha256)
-                .unwrap()
-                .key_id(),
-            from_key.key_id()
-        );
+        assert!(pem.starts_with("seqshield-oaep-hash: sha1\n-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        assert!(from_key.to_pem().starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert_eq!(RsaRecipient::from_pem(&pem, OaepHash::Sha256).unwrap().key_id(), from_key.key_id());
     }
 
     #[test]

@@ -28,11 +28,7 @@ fn fixture() -> &'static Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("keys");
         let kek = FileKek::init(&dir, PASSPHRASE).unwrap();
-        Fixture {
-            _tmp: tmp,
-            dir,
-            kek,
-        }
+        Fixture { _tmp: tmp, dir, kek }
     })
 }
 
@@ -57,16 +53,10 @@ fn init_writes_private_files_and_directory() {
     assert_eq!(mode(&f.dir), 0o700);
     assert_eq!(mode(&f.dir.join(PRIVATE_KEY_FILE)), 0o600);
     assert_eq!(mode(&f.dir.join(PUBLIC_KEY_FILE)), 0o600);
-    let names: Vec<_> = fs::read_dir(&f.dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = fs::read_dir(&f.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "no temporary files left behind: {names:?}");
     let pem = fs::read_to_string(f.dir.join(PRIVATE_KEY_FILE)).unwrap();
-    assert!(
-        pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"),
-        "{pem}"
-    );
+    assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"), "{pem}");
     let info = f.kek.info();
     assert_eq!(info.backend, "file");
     assert_eq!(info.algorithm, "rsa-oaep-sha256");
@@ -86,16 +76,10 @@ fn wrap_unwrap_round_trip_through_open() {
 
     let reopened = FileKek::open(&f.dir, PASSPHRASE).unwrap();
     assert_eq!(reopened.key_id(), f.kek.key_id());
-    assert_eq!(
-        reopened.unwrap(&entry).unwrap().expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(reopened.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
     // And the other way round.
     let entry = reopened.wrap(&key).unwrap();
-    assert_eq!(
-        f.kek.unwrap(&entry).unwrap().expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(f.kek.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
 }
 
 #[test]
@@ -111,10 +95,7 @@ fn public_key_file_wraps_for_the_kek_with_either_hash() {
         let recipient = RsaRecipient::from_pem(&public.to_pem(), hash).unwrap();
         let entry = recipient.wrap(&key).unwrap();
         assert_eq!(entry.algorithm, hash.algorithm_id());
-        assert_eq!(
-            f.kek.unwrap(&entry).unwrap().expose_secret(),
-            key.expose_secret()
-        );
+        assert_eq!(f.kek.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
     }
 }
 
@@ -135,10 +116,7 @@ fn wrong_passphrase_is_a_clear_error() {
     let err = FileKek::open(&f.dir, b"not the passphrase").unwrap_err();
     assert!(matches!(err, KeyError::WrongPassphrase { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("wrong passphrase") && msg.contains(PRIVATE_KEY_FILE),
-        "{msg}"
-    );
+    assert!(msg.contains("wrong passphrase") && msg.contains(PRIVATE_KEY_FILE), "{msg}");
 }
 
 #[test]
@@ -147,15 +125,9 @@ fn group_readable_key_is_refused_with_path_and_mode() {
     let path = dir.join(PRIVATE_KEY_FILE);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let err = FileKek::open(&dir, PASSPHRASE).unwrap_err();
-    assert!(
-        matches!(err, KeyError::InsecurePermissions { mode: 0o644, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o644, .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("0644"),
-        "{msg}"
-    );
+    assert!(msg.contains(&path.display().to_string()) && msg.contains("0644"), "{msg}");
     // Once fixed, it opens.
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     FileKek::open(&dir, PASSPHRASE).unwrap();
@@ -199,40 +171,22 @@ fn costly_scrypt_parameters_are_refused_before_deriving() {
     let pkcs8::pkcs5::EncryptionScheme::Pbes2(params) = &mut info.encryption_algorithm else {
         panic!("not PBES2");
     };
-    let pkcs8::pkcs5::pbes2::Kdf::Scrypt(scrypt) = &mut params.kdf else {
-        panic!("not scrypt")
-    };
+    let pkcs8::pkcs5::pbes2::Kdf::Scrypt(scrypt) = &mut params.kdf else { panic!("not scrypt") };
     assert_eq!(scrypt.cost_parameter, 1 << 14);
     scrypt.cost_parameter = 1 << 21;
     let der = info.to_der().unwrap();
-    let pem = pkcs8::der::pem::encode_string("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF, &der)
-        .unwrap();
+    let pem = pkcs8::der::pem::encode_string("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF, &der).unwrap();
     fs::write(&path, pem).unwrap();
 
     let err = FileKek::open(&dir, PASSPHRASE).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            KeyError::KdfTooCostly {
-                param: "log_n",
-                value: 21,
-                max: 20,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, KeyError::KdfTooCostly { param: "log_n", value: 21, max: 20, .. }), "{err:?}");
 }
 
 #[test]
 fn unencrypted_or_foreign_files_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join(PRIVATE_KEY_FILE);
-    fs::write(
-        &path,
-        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-    )
-    .unwrap();
+    fs::write(&path, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     let err = FileKek::open(tmp.path(), PASSPHRASE).unwrap_err();
     assert!(matches!(err, KeyError::KeyFileInvalid { .. }), "{err:?}");
@@ -243,46 +197,19 @@ fn unencrypted_or_foreign_files_are_refused() {
 #[test]
 fn unwrap_rejects_garbage_foreign_ids_and_algorithms() {
     let kek = &fixture().kek;
-    let garbage = WrappedKey {
-        key_id: kek.key_id().to_owned(),
-        algorithm: "rsa-oaep-sha256".into(),
-        wrapped: vec![7; 512],
-    };
-    assert!(matches!(
-        kek.unwrap(&garbage),
-        Err(KeyError::UnwrapFailed { .. })
-    ));
-    let short = WrappedKey {
-        wrapped: vec![7; 40],
-        ..garbage.clone()
-    };
-    assert!(matches!(
-        kek.unwrap(&short),
-        Err(KeyError::UnwrapFailed { .. })
-    ));
+    let garbage =
+        WrappedKey { key_id: kek.key_id().to_owned(), algorithm: "rsa-oaep-sha256".into(), wrapped: vec![7; 512] };
+    assert!(matches!(kek.unwrap(&garbage), Err(KeyError::UnwrapFailed { .. })));
+    let short = WrappedKey { wrapped: vec![7; 40], ..garbage.clone() };
+    assert!(matches!(kek.unwrap(&short), Err(KeyError::UnwrapFailed { .. })));
     // A real entry unwrapped with the wrong hash fails too.
     let mut entry = kek.wrap(&DataKey::generate()).unwrap();
     entry.algorithm = "rsa-oaep-sha1".into();
-    assert!(matches!(
-        kek.unwrap(&entry),
-        Err(KeyError::UnwrapFailed { .. })
-    ));
-    let aes = WrappedKey {
-        algorithm: "aes256-kw".into(),
-        ..garbage.clone()
-    };
-    assert!(matches!(
-        kek.unwrap(&aes),
-        Err(KeyError::UnsupportedAlgorithm { .. })
-    ));
-    let other = WrappedKey {
-        key_id: "rsa-0000000000000000".into(),
-        ..garbage
-    };
-    assert!(matches!(
-        kek.unwrap(&other),
-        Err(KeyError::NoMatchingRecipient { .. })
-    ));
+    assert!(matches!(kek.unwrap(&entry), Err(KeyError::UnwrapFailed { .. })));
+    let aes = WrappedKey { algorithm: "aes256-kw".into(), ..garbage.clone() };
+    assert!(matches!(kek.unwrap(&aes), Err(KeyError::UnsupportedAlgorithm { .. })));
+    let other = WrappedKey { key_id: "rsa-0000000000000000".into(), ..garbage };
+    assert!(matches!(kek.unwrap(&other), Err(KeyError::NoMatchingRecipient { .. })));
 }
 
 #[test]
@@ -297,11 +224,7 @@ fn debug_output_holds_no_key_material() {
         format!("{:?}", f.kek.info()),
     ] {
         assert!(shown.contains(f.kek.key_id()), "{shown}");
-        for line in pem
-            .lines()
-            .chain(public_pem.lines())
-            .filter(|l| !l.starts_with("-----"))
-        {
+        for line in pem.lines().chain(public_pem.lines()).filter(|l| !l.starts_with("-----")) {
             assert!(!shown.contains(line), "{shown}");
         }
         assert!(shown.len() < 300, "{shown}");
@@ -319,11 +242,7 @@ fn openssl_reads_the_key_and_wraps_for_it() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let out = Command::new("openssl").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     };
     let private = f.dir.join(PRIVATE_KEY_FILE).display().to_string();
@@ -332,10 +251,8 @@ fn openssl_reads_the_key_and_wraps_for_it() {
     // openssl decrypts the key and derives the same public key.
     let derived = run(&["pkey", "-in", &private, "-passin", &pass, "-pubout"]);
     assert_eq!(String::from_utf8(derived).unwrap(), f.kek.public().to_pem());
-    let bad = Command::new("openssl")
-        .args(["pkey", "-in", &private, "-passin", "pass:wrong", "-noout"])
-        .output()
-        .unwrap();
+    let bad =
+        Command::new("openssl").args(["pkey", "-in", &private, "-passin", "pass:wrong", "-noout"]).output().unwrap();
     assert!(!bad.status.success());
 
     // openssl wraps a data key with OAEP-SHA-256 for kek.pub.pem; we unwrap it.
@@ -365,8 +282,5 @@ fn openssl_reads_the_key_and_wraps_for_it() {
         algorithm: "rsa-oaep-sha256".into(),
         wrapped: fs::read(&wrapped).unwrap(),
     };
-    assert_eq!(
-        f.kek.unwrap(&entry).unwrap().expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(f.kek.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
 }

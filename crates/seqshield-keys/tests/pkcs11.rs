@@ -16,9 +16,7 @@ use std::sync::OnceLock;
 
 use seqshield_format::{DataKey, WrappedKey};
 use seqshield_keys::pkcs11::cryptoki::error::{Error, RvError};
-use seqshield_keys::pkcs11::cryptoki::object::{
-    Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle,
-};
+use seqshield_keys::pkcs11::cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
 use seqshield_keys::pkcs11::cryptoki::session::{Session, UserType};
 use seqshield_keys::pkcs11::cryptoki::types::AuthPin;
 use seqshield_keys::pkcs11::{self, Pkcs11Config, Pkcs11Kek, Pkcs11KeyKind};
@@ -49,10 +47,7 @@ struct Hsm {
 /// on a developer machine, but in CI (`CI` set) that is a failure: CI must
 /// install it, or the PKCS#11 backend would go untested unnoticed.
 fn missing(why: &str) -> Option<Hsm> {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "SoftHSM2 is required when CI is set: {why}"
-    );
+    assert!(std::env::var_os("CI").is_none(), "SoftHSM2 is required when CI is set: {why}");
     eprintln!("skipping PKCS#11 tests: {why} (install softhsm2)");
     None
 }
@@ -61,49 +56,23 @@ fn missing(why: &str) -> Option<Hsm> {
 fn hsm() -> Option<&'static Hsm> {
     static HSM: OnceLock<Option<Hsm>> = OnceLock::new();
     HSM.get_or_init(|| {
-        let Some(module) = MODULE_CANDIDATES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-        else {
+        let Some(module) = MODULE_CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists()) else {
             return missing("no libsofthsm2.so found");
         };
-        if Command::new("softhsm2-util")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if Command::new("softhsm2-util").arg("--version").output().is_err() {
             return missing("softhsm2-util not found");
         }
-        let dir = tempfile::Builder::new()
-            .prefix("softhsm-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("softhsm-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/softhsm-token");
         let mut conf = None;
         for label in [TOKEN, IDLE_TOKEN] {
-            let out = Command::new(&script)
-                .arg("init")
-                .arg(dir.path())
-                .args([label, PIN])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "softhsm-token init: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = Command::new(&script).arg("init").arg(dir.path()).args([label, PIN]).output().unwrap();
+            assert!(out.status.success(), "softhsm-token init: {}", String::from_utf8_lossy(&out.stderr));
             let stdout = String::from_utf8(out.stdout).unwrap();
-            conf = stdout
-                .trim()
-                .strip_prefix("export SOFTHSM2_CONF=")
-                .map(str::to_owned);
+            conf = stdout.trim().strip_prefix("export SOFTHSM2_CONF=").map(str::to_owned);
         }
         // Before any C_Initialize in this process (see the module docs).
-        std::env::set_var(
-            "SOFTHSM2_CONF",
-            conf.expect("script prints the export line"),
-        );
+        std::env::set_var("SOFTHSM2_CONF", conf.expect("script prints the export line"));
         Some(Hsm { _dir: dir, module })
     })
     .as_ref()
@@ -116,19 +85,13 @@ fn cfg(hsm: &Hsm, label: &str) -> Pkcs11Config {
 fn rsa_kek() -> Option<&'static Pkcs11Kek> {
     static KEK: OnceLock<Pkcs11Kek> = OnceLock::new();
     let hsm = hsm()?;
-    Some(KEK.get_or_init(|| {
-        Pkcs11Kek::init(&cfg(hsm, RSA_LABEL), Pkcs11KeyKind::RsaOaep(OaepHash::Sha1)).unwrap()
-    }))
+    Some(KEK.get_or_init(|| Pkcs11Kek::init(&cfg(hsm, RSA_LABEL), Pkcs11KeyKind::RsaOaep(OaepHash::Sha1)).unwrap()))
 }
 
 fn aes_kek() -> Option<&'static Pkcs11Kek> {
     static KEK: OnceLock<Pkcs11Kek> = OnceLock::new();
     let hsm = hsm()?;
-    Some(
-        KEK.get_or_init(|| {
-            Pkcs11Kek::init(&cfg(hsm, AES_LABEL), Pkcs11KeyKind::AesKeyWrap).unwrap()
-        }),
-    )
+    Some(KEK.get_or_init(|| Pkcs11Kek::init(&cfg(hsm, AES_LABEL), Pkcs11KeyKind::AesKeyWrap).unwrap()))
 }
 
 /// A session of our own on the test token, for looking at (or, read-write,
@@ -141,12 +104,7 @@ fn test_session(hsm: &Hsm, read_write: bool) -> Session {
         .into_iter()
         .find(|&s| ctx.get_token_info(s).unwrap().label() == TOKEN)
         .unwrap();
-    let session = if read_write {
-        ctx.open_rw_session(slot)
-    } else {
-        ctx.open_ro_session(slot)
-    }
-    .unwrap();
+    let session = if read_write { ctx.open_rw_session(slot) } else { ctx.open_ro_session(slot) }.unwrap();
     match session.login(UserType::User, Some(&AuthPin::new(PIN.into()))) {
         Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
         Err(e) => panic!("login: {e}"),
@@ -155,9 +113,7 @@ fn test_session(hsm: &Hsm, read_write: bool) -> Session {
 }
 
 fn find_one(session: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
-    let found = session
-        .find_objects(&[Attribute::Class(class), Attribute::Label(label.into())])
-        .unwrap();
+    let found = session.find_objects(&[Attribute::Class(class), Attribute::Label(label.into())]).unwrap();
     assert_eq!(found.len(), 1, "{label}");
     found[0]
 }
@@ -165,17 +121,7 @@ fn find_one(session: &Session, class: ObjectClass, label: &str) -> ObjectHandle 
 fn flags(session: &Session, object: ObjectHandle) -> Vec<Attribute> {
     use AttributeType::*;
     session
-        .get_attributes(
-            object,
-            &[
-                Token,
-                Private,
-                Sensitive,
-                Extractable,
-                AlwaysSensitive,
-                NeverExtractable,
-            ],
-        )
+        .get_attributes(object, &[Token, Private, Sensitive, Extractable, AlwaysSensitive, NeverExtractable])
         .unwrap()
 }
 
@@ -186,10 +132,7 @@ fn assert_round_trip(kek: &dyn Kek, algorithm: &str, wrapped_len: usize) {
     assert_eq!(entry.algorithm, algorithm);
     assert_eq!(entry.wrapped.len(), wrapped_len);
     assert_ne!(&entry.wrapped[..32], key.expose_secret());
-    assert_eq!(
-        kek.unwrap(&entry).unwrap().expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(kek.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
 }
 
 #[test]
@@ -207,23 +150,11 @@ fn rsa_oaep_sha1_round_trip_and_reopen() {
     assert_eq!(reopened.key_id(), kek.key_id());
     let key = DataKey::generate();
     let entry = kek.wrap(&key).unwrap();
-    assert_eq!(
-        reopened.unwrap(&entry).unwrap().expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(reopened.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
 
     let info = reopened.info();
-    assert_eq!(
-        (info.backend, info.algorithm.as_str(), info.bits),
-        ("pkcs11", "rsa-oaep-sha1", 4096)
-    );
-    assert_eq!(
-        info.location,
-        format!(
-            "token={TOKEN} key={RSA_LABEL} module={}",
-            hsm.module.display()
-        )
-    );
+    assert_eq!((info.backend, info.algorithm.as_str(), info.bits), ("pkcs11", "rsa-oaep-sha1", 4096));
+    assert_eq!(info.location, format!("token={TOKEN} key={RSA_LABEL} module={}", hsm.module.display()));
 }
 
 #[test]
@@ -233,10 +164,7 @@ fn aes_key_wrap_round_trip_and_reopen() {
     };
     assert!(kek.public().is_none());
     let id = kek.key_id().strip_prefix("p11-aes-").unwrap();
-    assert!(
-        id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()),
-        "{id}"
-    );
+    assert!(id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()), "{id}");
     // RFC 3394: 32 bytes wrap to 40.
     assert_round_trip(kek, "aes256-kw", 40);
 
@@ -244,13 +172,7 @@ fn aes_key_wrap_round_trip_and_reopen() {
     assert_eq!(reopened.kind(), Pkcs11KeyKind::AesKeyWrap);
     assert_eq!(reopened.key_id(), kek.key_id());
     let key = DataKey::generate();
-    assert_eq!(
-        reopened
-            .unwrap(&kek.wrap(&key).unwrap())
-            .unwrap()
-            .expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(reopened.unwrap(&kek.wrap(&key).unwrap()).unwrap().expose_secret(), key.expose_secret());
     let info = reopened.info();
     assert_eq!((info.algorithm.as_str(), info.bits), ("aes256-kw", 256));
 }
@@ -274,10 +196,7 @@ fn public_key_from_token_wraps_and_token_unwraps() {
     let key = DataKey::generate();
     let entry = recipient.wrap(&key).unwrap();
     assert_eq!(entry.algorithm, "rsa-oaep-sha1");
-    assert_eq!(
-        kek.unwrap(&entry).unwrap().expose_secret(),
-        key.expose_secret()
-    );
+    assert_eq!(kek.unwrap(&entry).unwrap().expose_secret(), key.expose_secret());
 }
 
 #[test]
@@ -298,59 +217,25 @@ fn token_keys_are_sensitive_and_never_extractable() {
             Attribute::AlwaysSensitive(true),
             Attribute::NeverExtractable(true),
         ];
-        assert_eq!(
-            format!("{:?}", flags(&session, object)),
-            format!("{expected:?}")
-        );
+        assert_eq!(format!("{:?}", flags(&session, object)), format!("{expected:?}"));
     }
     // The secrets themselves are refused.
     let hidden = session
-        .get_attribute_info(
-            private,
-            &[
-                AttributeType::PrivateExponent,
-                AttributeType::Prime1,
-                AttributeType::Prime2,
-            ],
-        )
+        .get_attribute_info(private, &[AttributeType::PrivateExponent, AttributeType::Prime1, AttributeType::Prime2])
         .unwrap();
-    assert!(
-        hidden.iter().all(|i| matches!(i, AttributeInfo::Sensitive)),
-        "{hidden:?}"
-    );
-    let hidden = session
-        .get_attribute_info(secret, &[AttributeType::Value])
-        .unwrap();
-    assert!(
-        matches!(hidden[..], [AttributeInfo::Sensitive]),
-        "{hidden:?}"
-    );
+    assert!(hidden.iter().all(|i| matches!(i, AttributeInfo::Sensitive)), "{hidden:?}");
+    let hidden = session.get_attribute_info(secret, &[AttributeType::Value]).unwrap();
+    assert!(matches!(hidden[..], [AttributeInfo::Sensitive]), "{hidden:?}");
     // The public half is public, and wraps only.
     let public = find_one(&session, ObjectClass::PUBLIC_KEY, RSA_LABEL);
-    let attrs = session
-        .get_attributes(public, &[AttributeType::Token, AttributeType::Wrap])
-        .unwrap();
-    assert_eq!(
-        format!("{attrs:?}"),
-        format!("{:?}", [Attribute::Token(true), Attribute::Wrap(true)])
-    );
+    let attrs = session.get_attributes(public, &[AttributeType::Token, AttributeType::Wrap]).unwrap();
+    assert_eq!(format!("{attrs:?}"), format!("{:?}", [Attribute::Token(true), Attribute::Wrap(true)]));
     // The kind record.
-    let record = find_one(
-        &session,
-        ObjectClass::DATA,
-        &format!("{RSA_LABEL}.seqshield"),
-    );
-    let value = session
-        .get_attributes(record, &[AttributeType::Value])
-        .unwrap();
+    let record = find_one(&session, ObjectClass::DATA, &format!("{RSA_LABEL}.seqshield"));
+    let value = session.get_attributes(record, &[AttributeType::Value]).unwrap();
     assert_eq!(
         format!("{value:?}"),
-        format!(
-            "{:?}",
-            [Attribute::Value(
-                b"seqshield-kek/1 algorithm=rsa-oaep-sha1".to_vec()
-            )]
-        )
+        format!("{:?}", [Attribute::Value(b"seqshield-kek/1 algorithm=rsa-oaep-sha1".to_vec())])
     );
     // No ephemeral session keys are left behind by wraps and unwraps.
     assert_round_trip(rsa, "rsa-oaep-sha1", 512);
@@ -358,15 +243,8 @@ fn token_keys_are_sensitive_and_never_extractable() {
     // Session objects of other tests running right now are visible too, so
     // wait for a moment with none rather than expect one at once.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !session
-        .find_objects(&[Attribute::Token(false)])
-        .unwrap()
-        .is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "session objects left behind"
-        );
+    while !session.find_objects(&[Attribute::Token(false)]).unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "session objects left behind");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -380,42 +258,17 @@ fn garbage_entries_fail_to_unwrap() {
         let algorithm = kek.info().algorithm;
         let mut garbage = vec![0u8; len];
         seqshield_format::key::fill_random(&mut garbage);
-        let entry = WrappedKey {
-            key_id: kek.key_id().to_owned(),
-            algorithm: algorithm.clone(),
-            wrapped: garbage,
-        };
+        let entry = WrappedKey { key_id: kek.key_id().to_owned(), algorithm: algorithm.clone(), wrapped: garbage };
         let err = kek.unwrap(&entry).unwrap_err();
-        assert!(
-            matches!(err, KeyError::UnwrapFailed { .. }),
-            "{algorithm}: {err:?}"
-        );
+        assert!(matches!(err, KeyError::UnwrapFailed { .. }), "{algorithm}: {err:?}");
         // A flipped bit in a real entry.
         let mut entry = kek.wrap(&DataKey::generate()).unwrap();
         entry.wrapped[len / 2] ^= 1;
-        assert!(
-            matches!(kek.unwrap(&entry), Err(KeyError::UnwrapFailed { .. })),
-            "{algorithm}"
-        );
-        let short = WrappedKey {
-            wrapped: vec![1; len - 1],
-            ..entry.clone()
-        };
-        assert!(
-            matches!(kek.unwrap(&short), Err(KeyError::UnwrapFailed { .. })),
-            "{algorithm}"
-        );
-        let other = WrappedKey {
-            algorithm: "rsa-oaep-sha256".into(),
-            ..entry
-        };
-        assert!(
-            matches!(
-                kek.unwrap(&other),
-                Err(KeyError::UnsupportedAlgorithm { .. })
-            ),
-            "{algorithm}"
-        );
+        assert!(matches!(kek.unwrap(&entry), Err(KeyError::UnwrapFailed { .. })), "{algorithm}");
+        let short = WrappedKey { wrapped: vec![1; len - 1], ..entry.clone() };
+        assert!(matches!(kek.unwrap(&short), Err(KeyError::UnwrapFailed { .. })), "{algorithm}");
+        let other = WrappedKey { algorithm: "rsa-oaep-sha256".into(), ..entry };
+        assert!(matches!(kek.unwrap(&other), Err(KeyError::UnsupportedAlgorithm { .. })), "{algorithm}");
     }
 }
 
@@ -427,23 +280,12 @@ fn rsa_oaep_sha256_on_softhsm_fails_cleanly() {
     let Some(hsm) = hsm() else { return };
     let cfg = cfg(hsm, "rsa-sha256");
     match Pkcs11Kek::init(&cfg, Pkcs11KeyKind::RsaOaep(OaepHash::Sha256)) {
-        Err(
-            err @ KeyError::Pkcs11Unsupported {
-                algorithm: "rsa-oaep-sha256",
-                ..
-            },
-        ) => {
+        Err(err @ KeyError::Pkcs11Unsupported { algorithm: "rsa-oaep-sha256", .. }) => {
             eprintln!("as expected: {err}");
             assert!(err.to_string().contains("SHA-1"), "{err}");
             let session = test_session(hsm, false);
             for label in ["rsa-sha256", "rsa-sha256.seqshield"] {
-                assert!(
-                    session
-                        .find_objects(&[Attribute::Label(label.into())])
-                        .unwrap()
-                        .is_empty(),
-                    "{label} left"
-                );
+                assert!(session.find_objects(&[Attribute::Label(label.into())]).unwrap().is_empty(), "{label} left");
             }
         }
         Ok(kek) => assert_round_trip(&kek, "rsa-oaep-sha256", 512),
@@ -456,10 +298,7 @@ fn existing_label_is_refused() {
     let (Some(hsm), Some(_)) = (hsm(), aes_kek()) else {
         return;
     };
-    for kind in [
-        Pkcs11KeyKind::AesKeyWrap,
-        Pkcs11KeyKind::RsaOaep(OaepHash::Sha1),
-    ] {
+    for kind in [Pkcs11KeyKind::AesKeyWrap, Pkcs11KeyKind::RsaOaep(OaepHash::Sha1)] {
         let err = Pkcs11Kek::init(&cfg(hsm, AES_LABEL), kind).unwrap_err();
         assert!(matches!(err, KeyError::KeyExists { .. }), "{err:?}");
     }
@@ -471,8 +310,7 @@ fn kind_is_inferred_without_a_record() {
     let cfg = cfg(hsm, "aes-no-record");
     let kek = Pkcs11Kek::init(&cfg, Pkcs11KeyKind::AesKeyWrap).unwrap();
     let rw = test_session(hsm, true);
-    rw.destroy_object(find_one(&rw, ObjectClass::DATA, "aes-no-record.seqshield"))
-        .unwrap();
+    rw.destroy_object(find_one(&rw, ObjectClass::DATA, "aes-no-record.seqshield")).unwrap();
     let reopened = Pkcs11Kek::open(&cfg).unwrap();
     assert_eq!(reopened.kind(), Pkcs11KeyKind::AesKeyWrap);
     assert_eq!(reopened.key_id(), kek.key_id());
@@ -488,10 +326,7 @@ fn wrong_pin_unknown_token_and_missing_key_are_clear_errors() {
 
     let nowhere = Pkcs11Config::new(&hsm.module, "no-such-token", Zeroizing::new(PIN.into()));
     let err = Pkcs11Kek::open(&nowhere).unwrap_err();
-    assert!(
-        matches!(err, KeyError::TokenLabel { count: 0, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, KeyError::TokenLabel { count: 0, .. }), "{err:?}");
 
     for bad_label in ["", "tab\there", &"x".repeat(65)] {
         let err = Pkcs11Kek::open(&cfg(hsm, bad_label)).unwrap_err();

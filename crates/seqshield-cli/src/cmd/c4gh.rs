@@ -47,8 +47,10 @@ pub struct ImportArgs {
 }
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.recipient_pk).with_context(|| format!("cannot read {}", a.recipient_pk.display()))?;
-    let pk = c4gh::read_public_key(&text).with_context(|| format!("bad Crypt4GH public key {}", a.recipient_pk.display()))?;
+    let text = std::fs::read_to_string(&a.recipient_pk)
+        .with_context(|| format!("cannot read {}", a.recipient_pk.display()))?;
+    let pk = c4gh::read_public_key(&text)
+        .with_context(|| format!("bad Crypt4GH public key {}", a.recipient_pk.display()))?;
     let kek = a.kek.load()?;
     let (mut r, len) = open_input(&a.io.input)?;
     let sealed = SealedHeader::read_from(&mut r)?;
@@ -84,7 +86,14 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
         .with_context(|| format!("cannot load Crypt4GH secret key {}", a.c4gh_sk.display()))?;
     let recipients = crate::cmd::crypt::recipients_for(&a.kek)?;
     let key = DataKey::generate();
-    let header = build_header(&key, &recipients, a.classification, &a.content_type, seqshield_format::limits::DEFAULT_SEGMENT_SIZE, &[])?;
+    let header = build_header(
+        &key,
+        &recipients,
+        a.classification,
+        &a.content_type,
+        seqshield_format::limits::DEFAULT_SEGMENT_SIZE,
+        &[],
+    )?;
     let (input, len) = open_input(&a.io.input)?;
     data_on_stdout(&a.io.output);
     let mut out = Output::create(&a.io.output, a.io.force)?;

@@ -49,7 +49,9 @@ pub fn encryption_recipients(kek: &KekArgs, extra: &[PathBuf]) -> Result<Vec<Box
         out.push(Box::new(RsaRecipient::read(&pubkey).with_context(|| format!("cannot read {}", pubkey.display()))?));
     }
     for p in extra {
-        out.push(Box::new(RsaRecipient::read(p).with_context(|| format!("cannot read recipient key {}", p.display()))?));
+        out.push(Box::new(
+            RsaRecipient::read(p).with_context(|| format!("cannot read recipient key {}", p.display()))?,
+        ));
     }
     if out.is_empty() {
         bail!("nobody to encrypt for: pass --kek-dir DIR, --pkcs11-module …, or --recipient PUBKEY");
@@ -126,13 +128,21 @@ pub struct DecryptArgs {
     io: InOut,
 }
 
+/// An object whose header has authenticated, positioned at its first segment.
+struct Opened {
+    reader: Box<dyn Read>,
+    len: Option<u64>,
+    key: DataKey,
+    header: Header,
+}
+
 /// Opens an object: reads its header and unwraps the data key.
-fn open_object(kek: &KekArgs, input: &std::path::Path) -> Result<(Box<dyn Read>, Option<u64>, DataKey, Header)> {
+fn open_object(kek: &KekArgs, input: &std::path::Path) -> Result<Opened> {
     let kek = kek.load()?;
-    let (mut r, len) = open_input(input)?;
-    let sealed = SealedHeader::read_from(&mut r).with_context(|| format!("cannot read {}", input.display()))?;
+    let (mut reader, len) = open_input(input)?;
+    let sealed = SealedHeader::read_from(&mut reader).with_context(|| format!("cannot read {}", input.display()))?;
     let (key, header) = unlock(sealed, &[kek.as_kek()])?;
-    Ok((r, len, key, header))
+    Ok(Opened { reader, len, key, header })
 }
 
 fn summary_json(command: &str, header: &Header, s: &Summary) -> serde_json::Value {
@@ -144,7 +154,7 @@ fn summary_json(command: &str, header: &Header, s: &Summary) -> serde_json::Valu
 }
 
 pub fn decrypt(ctx: &Ctx, a: DecryptArgs) -> Result<()> {
-    let (r, len, key, header) = open_object(&a.kek, &a.io.input)?;
+    let Opened { reader: r, len, key, header } = open_object(&a.kek, &a.io.input)?;
     data_on_stdout(&a.io.output);
     let mut out = Output::create(&a.io.output, a.io.force)?;
     let pb = progress(len, "decrypt", ctx.quiet);
@@ -178,7 +188,7 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
-    let (r, len, key, header) = open_object(&a.kek, &a.input)?;
+    let Opened { reader: r, len, key, header } = open_object(&a.kek, &a.input)?;
     let pb = progress(len, "verify", ctx.quiet);
     let reader = StreamReader::with_options(pb.wrap_read(r), &header, &key, ctx.options());
     let summary = reader.verify_to_end().context("verification failed")?;
@@ -216,7 +226,9 @@ pub struct RewrapArgs {
 pub fn rewrap(ctx: &Ctx, a: RewrapArgs) -> Result<()> {
     let kek = a.kek.load()?;
     let new: Vec<RsaRecipient> =
-        a.to.iter().map(|p| RsaRecipient::read(p).with_context(|| format!("cannot read {}", p.display()))).collect::<Result<_>>()?;
+        a.to.iter()
+            .map(|p| RsaRecipient::read(p).with_context(|| format!("cannot read {}", p.display())))
+            .collect::<Result<_>>()?;
     let add: Vec<&dyn Recipient> = new.iter().map(|r| r as &dyn Recipient).collect();
     let mut remove = a.remove.clone();
     let own = kek.as_kek().key_id().to_owned();

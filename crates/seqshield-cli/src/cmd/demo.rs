@@ -113,7 +113,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<()> {
     steps.push(Step {
         name: "encrypt",
         detail: format!(
-            "{} → {} bytes (+{:.2}%), {} segments, classification controlled, Merkle root {}…, {}",
+            "{} → {} bytes (+{:.2}%), {} segments, classification controlled, Merkle root {}…, {} incl. gunzip",
             in_bytes,
             out_bytes,
             (out_bytes as f64 / in_bytes as f64 - 1.0) * 100.0,
@@ -134,7 +134,11 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<()> {
     if v != summary {
         bail!("verify returned a different summary");
     }
-    steps.push(Step { name: "verify", detail: format!("OK: {} segments authenticated, Merkle root matches", v.segment_count), secs });
+    steps.push(Step {
+        name: "verify",
+        detail: format!("OK: {} segments authenticated, Merkle root matches", v.segment_count),
+        secs,
+    });
 
     let tampered = dir.join("tampered.sqs");
     fs::copy(&object, &tampered)?;

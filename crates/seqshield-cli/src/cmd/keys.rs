@@ -108,7 +108,11 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
         };
         Pkcs11Kek::init(&cfg, kind).context("cannot create the KEK in the token")?.info()
     } else {
-        let dir = a.kek.kek_dir.as_ref().context("pass --kek-dir DIR or --pkcs11-module PATH --token-label L --pin-file F")?;
+        let dir = a
+            .kek
+            .kek_dir
+            .as_ref()
+            .context("pass --kek-dir DIR or --pkcs11-module PATH --token-label L --pin-file F")?;
         if matches!(a.algorithm, Algorithm::AesKw) {
             bail!("AES key wrap needs a PKCS#11 token; a file KEK is RSA-4096");
         }
@@ -132,8 +136,11 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
         serde_json::to_value(a.kek.load()?.info())?
     };
     ctx.report(serde_json::json!({ "ok": true, "command": "keys list", "keys": [info.clone()] }), || {
-        format!("{}  {}  {} bits  {}  {}", info["key_id"], info["algorithm"], info["bits"], info["backend"], info["location"])
-            .replace('"', "")
+        format!(
+            "{}  {}  {} bits  {}  {}",
+            info["key_id"], info["algorithm"], info["bits"], info["backend"], info["location"]
+        )
+        .replace('"', "")
     });
     Ok(())
 }

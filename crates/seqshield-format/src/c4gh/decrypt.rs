@@ -48,11 +48,8 @@ impl<R: Read> Decryptor<R> {
     /// not for this key.
     pub fn new(mut inner: R, recipient: &SecretKey) -> Result<Self, C4ghError> {
         let decoded = header::read(&mut inner, recipient)?;
-        let ciphers = decoded
-            .session_keys
-            .iter()
-            .map(|k| ChaCha20Poly1305::new(Key::from_slice(k.as_slice())))
-            .collect();
+        let ciphers =
+            decoded.session_keys.iter().map(|k| ChaCha20Poly1305::new(Key::from_slice(k.as_slice()))).collect();
         Ok(Self {
             inner,
             ciphers,
@@ -114,10 +111,7 @@ impl<R: Read> Read for Decryptor<R> {
                 State::Eof => return Ok(0),
                 State::Reading => {}
             }
-            let action = self
-                .edits
-                .as_mut()
-                .map_or(Action::Keep(u64::MAX), EditList::action);
+            let action = self.edits.as_mut().map_or(Action::Keep(u64::MAX), EditList::action);
             let avail = (self.end - self.pos) as u64;
             match action {
                 Action::End => {
@@ -185,23 +179,14 @@ mod tests {
 
     fn decrypt(file: &[u8], sk: &SecretKey) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        Decryptor::new(file, sk)
-            .map_err(C4ghError::into_io)?
-            .read_to_end(&mut out)?;
+        Decryptor::new(file, sk).map_err(C4ghError::into_io)?.read_to_end(&mut out)?;
         Ok(out)
     }
 
     #[test]
     fn round_trips_at_segment_boundaries() {
         let (alice, bob) = (SecretKey::generate(), SecretKey::generate());
-        for len in [
-            0,
-            1,
-            SEGMENT_SIZE - 1,
-            SEGMENT_SIZE,
-            SEGMENT_SIZE + 1,
-            3 * SEGMENT_SIZE + 5,
-        ] {
+        for len in [0, 1, SEGMENT_SIZE - 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, 3 * SEGMENT_SIZE + 5] {
             let plain = dna(len);
             let file = encrypt(&plain, &alice, &[bob.public_key()]);
             let segments = len.div_ceil(SEGMENT_SIZE);
@@ -226,21 +211,11 @@ mod tests {
 
     #[test]
     fn wrong_recipient_is_rejected() {
-        let (alice, bob, eve) = (
-            SecretKey::generate(),
-            SecretKey::generate(),
-            SecretKey::generate(),
-        );
+        let (alice, bob, eve) = (SecretKey::generate(), SecretKey::generate(), SecretKey::generate());
         let file = encrypt(b"ACGT", &alice, &[bob.public_key()]);
-        assert!(matches!(
-            Decryptor::new(file.as_slice(), &eve),
-            Err(C4ghError::NoPacketForKey)
-        ));
+        assert!(matches!(Decryptor::new(file.as_slice(), &eve), Err(C4ghError::NoPacketForKey)));
         // Nor can the sender read it back: packets are for recipients only.
-        assert!(matches!(
-            Decryptor::new(file.as_slice(), &alice),
-            Err(C4ghError::NoPacketForKey)
-        ));
+        assert!(matches!(Decryptor::new(file.as_slice(), &alice), Err(C4ghError::NoPacketForKey)));
     }
 
     #[test]
@@ -249,31 +224,18 @@ mod tests {
         let plain = dna(2 * SEGMENT_SIZE + 10);
         let file = encrypt(&plain, &alice, &[bob.public_key()]);
         let seg1 = 124 + SEGMENT_SIZE + OVERHEAD;
-        for at in [
-            seg1,
-            seg1 + NONCE_LEN + 5,
-            seg1 + NONCE_LEN + SEGMENT_SIZE + 3,
-        ] {
+        for at in [seg1, seg1 + NONCE_LEN + 5, seg1 + NONCE_LEN + SEGMENT_SIZE + 3] {
             let mut bad = file.clone();
             bad[at] ^= 0x01;
             let mut dec = Decryptor::new(bad.as_slice(), &bob).unwrap();
             let mut out = Vec::new();
             let err = dec.read_to_end(&mut out).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-            assert!(
-                matches!(
-                    C4ghError::from_io(&err),
-                    Some(C4ghError::SegmentAuthFailed { index: 1 })
-                ),
-                "{err}"
-            );
+            assert!(matches!(C4ghError::from_io(&err), Some(C4ghError::SegmentAuthFailed { index: 1 })), "{err}");
             // Only the intact first segment was released.
             assert_eq!(out, &plain[..SEGMENT_SIZE]);
             let again = dec.read(&mut [0; 8]).unwrap_err();
-            assert!(matches!(
-                C4ghError::from_io(&again),
-                Some(C4ghError::Poisoned)
-            ));
+            assert!(matches!(C4ghError::from_io(&again), Some(C4ghError::Poisoned)));
         }
     }
 
@@ -287,10 +249,7 @@ mod tests {
             assert!(
                 matches!(
                     inner,
-                    Some(
-                        C4ghError::SegmentTruncated { index: 0, .. }
-                            | C4ghError::SegmentAuthFailed { index: 0 }
-                    )
+                    Some(C4ghError::SegmentTruncated { index: 0, .. } | C4ghError::SegmentAuthFailed { index: 0 })
                 ),
                 "{cut}: {err}"
             );
@@ -304,10 +263,7 @@ mod tests {
         let b = encrypt(&dna(100), &alice, &[bob.public_key()]);
         let spliced = [&a[..124], &b[124..]].concat();
         let err = decrypt(&spliced, &bob).unwrap_err();
-        assert!(matches!(
-            C4ghError::from_io(&err),
-            Some(C4ghError::SegmentAuthFailed { index: 0 })
-        ));
+        assert!(matches!(C4ghError::from_io(&err), Some(C4ghError::SegmentAuthFailed { index: 0 })));
     }
 
     /// A file for `bob` whose header also holds `edits`.
@@ -318,13 +274,7 @@ mod tests {
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&2u32.to_le_bytes());
         out.extend_from_slice(&file[16..124]);
-        encrypt_packet(
-            &mut out,
-            &alice,
-            &bob.public_key(),
-            &edit_list_payload(edits),
-        )
-        .unwrap();
+        encrypt_packet(&mut out, &alice, &bob.public_key(), &edit_list_payload(edits)).unwrap();
         out.extend_from_slice(&file[124..]);
         out
     }
@@ -337,19 +287,11 @@ mod tests {
             (&[10, 20], plain[10..30].to_vec()),
             (
                 &[SEGMENT_SIZE as u64 - 3, 10, 2 * SEGMENT_SIZE as u64 - 10],
-                [
-                    &plain[SEGMENT_SIZE - 3..SEGMENT_SIZE + 7],
-                    &plain[3 * SEGMENT_SIZE - 3..],
-                ]
-                .concat(),
+                [&plain[SEGMENT_SIZE - 3..SEGMENT_SIZE + 7], &plain[3 * SEGMENT_SIZE - 3..]].concat(),
             ),
             (
                 &[5, SEGMENT_SIZE as u64 * 2, 1],
-                [
-                    &plain[5..2 * SEGMENT_SIZE + 5],
-                    &plain[2 * SEGMENT_SIZE + 6..],
-                ]
-                .concat(),
+                [&plain[5..2 * SEGMENT_SIZE + 5], &plain[2 * SEGMENT_SIZE + 6..]].concat(),
             ),
         ];
         for (edits, want) in cases {
@@ -363,13 +305,9 @@ mod tests {
     // written by `crypt4gh rearrange`.
     #[test]
     fn reference_files_decrypt() {
-        let alice = super::super::read_secret_key(include_str!("testdata/alice.nocrypt.sec"), None)
-            .unwrap();
+        let alice = super::super::read_secret_key(include_str!("testdata/alice.nocrypt.sec"), None).unwrap();
         let plain = include_bytes!("testdata/hello.txt");
-        assert_eq!(
-            decrypt(include_bytes!("testdata/hello.c4gh"), &alice).unwrap(),
-            plain
-        );
+        assert_eq!(decrypt(include_bytes!("testdata/hello.c4gh"), &alice).unwrap(), plain);
         let edited = decrypt(include_bytes!("testdata/hello.edited.c4gh"), &alice).unwrap();
         assert_eq!(edited, include_bytes!("testdata/hello.edited.txt"));
         assert_eq!(edited, &plain[10..499]);
@@ -382,16 +320,7 @@ mod tests {
         let mut out = file[..16].to_vec();
         out[12..16].copy_from_slice(&3u32.to_le_bytes());
         out.extend_from_slice(&file[16..file.len() - 4 - OVERHEAD]);
-        encrypt_packet(
-            &mut out,
-            &alice,
-            &bob.public_key(),
-            &edit_list_payload(&[0]),
-        )
-        .unwrap();
-        assert!(matches!(
-            Decryptor::new(out.as_slice(), &bob),
-            Err(C4ghError::DuplicateEditList)
-        ));
+        encrypt_packet(&mut out, &alice, &bob.public_key(), &edit_list_payload(&[0])).unwrap();
+        assert!(matches!(Decryptor::new(out.as_slice(), &bob), Err(C4ghError::DuplicateEditList)));
     }
 }

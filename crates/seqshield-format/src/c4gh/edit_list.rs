@@ -27,11 +27,7 @@ pub(super) enum Action {
 impl EditList {
     pub(super) fn new(lengths: Vec<u64>) -> Self {
         let left = lengths.first().copied().unwrap_or(0);
-        Self {
-            lengths,
-            index: 0,
-            left,
-        }
+        Self { lengths, index: 0, left }
     }
 
     /// The action at the current position, after zero-length entries.
@@ -42,11 +38,7 @@ impl EditList {
         }
         if self.index >= self.lengths.len() {
             // An odd-length list ended on a skip: keep the rest.
-            return if self.lengths.len() % 2 == 1 {
-                Action::Keep(u64::MAX)
-            } else {
-                Action::End
-            };
+            return if self.lengths.len() % 2 == 1 { Action::Keep(u64::MAX) } else { Action::End };
         }
         if self.index % 2 == 0 {
             Action::Skip(self.left)
@@ -99,16 +91,10 @@ mod tests {
         // Even count: the rest is discarded.
         assert_eq!(apply(&[10, 5], &data, 7), (10..15).collect::<Vec<u8>>());
         // Odd count: the rest is kept after the last skip.
-        assert_eq!(
-            apply(&[10, 5, 80], &data, 7),
-            [(10..15).collect::<Vec<u8>>(), (95..100).collect()].concat()
-        );
+        assert_eq!(apply(&[10, 5, 80], &data, 7), [(10..15).collect::<Vec<u8>>(), (95..100).collect()].concat());
         assert_eq!(apply(&[0, 3, 0, 2], &data, 1), vec![0, 1, 2, 3, 4]);
         assert_eq!(apply(&[], &data, 9), Vec::<u8>::new());
         assert_eq!(apply(&[200], &data, 9), Vec::<u8>::new());
-        assert_eq!(
-            apply(&[1, u64::MAX], &data, 64),
-            (1..100).collect::<Vec<u8>>()
-        );
+        assert_eq!(apply(&[1, u64::MAX], &data, 64), (1..100).collect::<Vec<u8>>());
     }
 }

@@ -46,11 +46,7 @@ impl<W: Write> Encryptor<W> {
             return Err(C4ghError::NoRecipients.into_io());
         }
         if unique.len() > MAX_HEADER_PACKETS as usize {
-            return Err(C4ghError::TooManyRecipients {
-                count: unique.len(),
-                max: MAX_HEADER_PACKETS,
-            }
-            .into_io());
+            return Err(C4ghError::TooManyRecipients { count: unique.len(), max: MAX_HEADER_PACKETS }.into_io());
         }
         let mut session_key = Zeroizing::new([0u8; 32]);
         fill_random(session_key.as_mut());
@@ -86,9 +82,7 @@ impl<W: Write> Encryptor<W> {
         segment::seal(&self.cipher, &mut self.buf, self.filled);
         let len = self.filled + segment::OVERHEAD;
         self.filled = 0;
-        self.inner
-            .write_all(&self.buf[..len])
-            .inspect_err(|_| self.poisoned = true)
+        self.inner.write_all(&self.buf[..len]).inspect_err(|_| self.poisoned = true)
     }
 }
 
@@ -122,26 +116,16 @@ mod tests {
 
     #[test]
     fn no_recipients_is_invalid_input() {
-        let err = Encryptor::new(Vec::new(), &SecretKey::generate(), &[])
-            .err()
-            .unwrap();
+        let err = Encryptor::new(Vec::new(), &SecretKey::generate(), &[]).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(matches!(
-            C4ghError::from_io(&err),
-            Some(C4ghError::NoRecipients)
-        ));
+        assert!(matches!(C4ghError::from_io(&err), Some(C4ghError::NoRecipients)));
     }
 
     #[test]
     fn weak_recipient_is_invalid_input() {
         let zero = PublicKey::from_bytes([0; 32]);
-        let err = Encryptor::new(Vec::new(), &SecretKey::generate(), &[zero])
-            .err()
-            .unwrap();
-        assert!(matches!(
-            C4ghError::from_io(&err),
-            Some(C4ghError::WeakPublicKey)
-        ));
+        let err = Encryptor::new(Vec::new(), &SecretKey::generate(), &[zero]).err().unwrap();
+        assert!(matches!(C4ghError::from_io(&err), Some(C4ghError::WeakPublicKey)));
     }
 
     #[test]
@@ -156,12 +140,9 @@ mod tests {
     #[test]
     fn segment_layout() {
         let bob = SecretKey::generate().public_key();
-        for (len, want) in [
-            (0, 0),
-            (1, 1 + 28),
-            (SEGMENT_SIZE, SEGMENT_SIZE + 28),
-            (SEGMENT_SIZE + 1, SEGMENT_SIZE + 57),
-        ] {
+        for (len, want) in
+            [(0, 0), (1, 1 + 28), (SEGMENT_SIZE, SEGMENT_SIZE + 28), (SEGMENT_SIZE + 1, SEGMENT_SIZE + 57)]
+        {
             let mut enc = Encryptor::new(Vec::new(), &SecretKey::generate(), &[bob]).unwrap();
             enc.write_all(&vec![b'A'; len]).unwrap();
             assert_eq!(enc.finish().unwrap().len() - 124, want, "{len}");
@@ -192,10 +173,7 @@ mod tests {
         let err = enc.write(b"y").unwrap_err();
         assert_eq!(err.to_string(), "disk full");
         let err = enc.write(b"y").unwrap_err();
-        assert!(matches!(
-            C4ghError::from_io(&err),
-            Some(C4ghError::Poisoned)
-        ));
+        assert!(matches!(C4ghError::from_io(&err), Some(C4ghError::Poisoned)));
         assert!(enc.finish().is_err());
     }
 }

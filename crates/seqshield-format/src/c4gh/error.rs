@@ -106,9 +106,7 @@ pub enum C4ghError {
     MalformedKey(&'static str),
     /// The private key file names a key derivation function this build does
     /// not support.
-    #[error(
-        "unsupported key derivation function {0:?} (supported: scrypt, bcrypt, pbkdf2_hmac_sha256)"
-    )]
+    #[error("unsupported key derivation function {0:?} (supported: scrypt, bcrypt, pbkdf2_hmac_sha256)")]
     UnsupportedKdf(String),
     /// The private key file names a cipher this build does not support.
     #[error("unsupported private key cipher {0:?} (supported: chacha20_poly1305)")]
@@ -138,8 +136,7 @@ impl C4ghError {
     /// Finds a `C4ghError` inside an `io::Error` produced by
     /// [`Decryptor`](super::Decryptor) or [`Encryptor`](super::Encryptor).
     pub fn from_io(err: &io::Error) -> Option<&C4ghError> {
-        err.get_ref()
-            .and_then(|inner| inner.downcast_ref::<C4ghError>())
+        err.get_ref().and_then(|inner| inner.downcast_ref::<C4ghError>())
     }
 
     /// Translates into an `io::Error` at a `Read`/`Write` boundary: parse and
@@ -158,11 +155,7 @@ impl C4ghError {
     /// An `UnsupportedKdf` or `UnsupportedCipher` name, made safe to print:
     /// lossy UTF-8, control characters escaped, at most 32 characters.
     pub(crate) fn sanitize_name(raw: &[u8]) -> String {
-        String::from_utf8_lossy(raw)
-            .chars()
-            .take(32)
-            .flat_map(char::escape_debug)
-            .collect()
+        String::from_utf8_lossy(raw).chars().take(32).flat_map(char::escape_debug).collect()
     }
 }
 
@@ -174,10 +167,7 @@ mod tests {
     fn io_round_trip_keeps_the_error() {
         let io = C4ghError::SegmentAuthFailed { index: 3 }.into_io();
         assert_eq!(io.kind(), io::ErrorKind::InvalidData);
-        assert!(matches!(
-            C4ghError::from_io(&io),
-            Some(C4ghError::SegmentAuthFailed { index: 3 })
-        ));
+        assert!(matches!(C4ghError::from_io(&io), Some(C4ghError::SegmentAuthFailed { index: 3 })));
     }
 
     #[test]
@@ -188,8 +178,7 @@ mod tests {
 
     #[test]
     fn names_are_sanitized() {
-        let shown =
-            C4ghError::sanitize_name(b"evil\n\x1b[31mname-that-is-much-longer-than-thirty-two");
+        let shown = C4ghError::sanitize_name(b"evil\n\x1b[31mname-that-is-much-longer-than-thirty-two");
         assert!(!shown.contains('\n') && !shown.contains('\x1b'), "{shown}");
         assert!(shown.len() < 48, "{shown}");
     }

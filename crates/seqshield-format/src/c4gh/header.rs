@@ -57,10 +57,8 @@ pub(super) fn write<W: Write>(
     payload[4..8].copy_from_slice(&DATA_CHACHA20_POLY1305.to_le_bytes());
     payload[8..].copy_from_slice(session_key);
 
-    let count = u32::try_from(recipients.len()).map_err(|_| C4ghError::TooManyRecipients {
-        count: recipients.len(),
-        max: MAX_HEADER_PACKETS,
-    })?;
+    let count = u32::try_from(recipients.len())
+        .map_err(|_| C4ghError::TooManyRecipients { count: recipients.len(), max: MAX_HEADER_PACKETS })?;
     let mut bytes = Vec::with_capacity(16 + recipients.len() * (X25519_OVERHEAD + 40));
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -114,10 +112,7 @@ pub(super) fn read<R: Read>(input: &mut R, recipient: &SecretKey) -> Result<Deco
     }
     let count = le32(&fixed[12..16]);
     if count == 0 || count > MAX_HEADER_PACKETS {
-        return Err(C4ghError::PacketCount {
-            count,
-            max: MAX_HEADER_PACKETS,
-        });
+        return Err(C4ghError::PacketCount { count, max: MAX_HEADER_PACKETS });
     }
 
     let mut session_keys = Vec::new();
@@ -131,12 +126,7 @@ pub(super) fn read<R: Read>(input: &mut R, recipient: &SecretKey) -> Result<Deco
         read_exact(input, &mut len)?;
         let len = u32::from_le_bytes(len);
         if !(MIN_PACKET_LEN..=MAX_HEADER_PACKET_LEN).contains(&len) {
-            return Err(C4ghError::PacketLength {
-                index,
-                len,
-                min: MIN_PACKET_LEN,
-                max: MAX_HEADER_PACKET_LEN,
-            });
+            return Err(C4ghError::PacketLength { index, len, min: MIN_PACKET_LEN, max: MAX_HEADER_PACKET_LEN });
         }
         packet.resize(len as usize - 4, 0);
         read_exact(input, &mut packet)?;
@@ -160,11 +150,7 @@ pub(super) fn read<R: Read>(input: &mut R, recipient: &SecretKey) -> Result<Deco
         packet.zeroize();
     }
     match sender {
-        Some(sender) => Ok(Decoded {
-            session_keys,
-            edit_list,
-            sender,
-        }),
+        Some(sender) => Ok(Decoded { session_keys, edit_list, sender }),
         None if edit_list.is_some() => Err(C4ghError::NoSessionKey),
         None => Err(C4ghError::NoPacketForKey),
     }
@@ -174,10 +160,7 @@ pub(super) fn read<R: Read>(input: &mut R, recipient: &SecretKey) -> Result<Deco
 /// is not for us: another method, another recipient, or a damaged packet
 /// (which the reference skips the same way). The plaintext is at least 4
 /// bytes (a packet type).
-fn decrypt_packet<'p>(
-    packet: &'p mut [u8],
-    recipient: &SecretKey,
-) -> Option<(PublicKey, &'p [u8])> {
+fn decrypt_packet<'p>(packet: &'p mut [u8], recipient: &SecretKey) -> Option<(PublicKey, &'p [u8])> {
     if le32(&packet[..4]) != METHOD_X25519_CHACHA20_POLY1305 || packet.len() < MIN_X25519_PACKET {
         return None;
     }
@@ -196,17 +179,14 @@ fn decrypt_packet<'p>(
 /// Parses a data-encryption-parameters payload (after its type).
 fn parse_data_enc(payload: &[u8]) -> Result<Zeroizing<[u8; 32]>, C4ghError> {
     if payload.len() < 4 {
-        return Err(C4ghError::MalformedPacket(
-            "data encryption packet too short",
-        ));
+        return Err(C4ghError::MalformedPacket("data encryption packet too short"));
     }
     let method = le32(&payload[..4]);
     if method != DATA_CHACHA20_POLY1305 {
         return Err(C4ghError::UnsupportedDataEncryption(method));
     }
-    let key: &[u8; 32] = payload[4..]
-        .try_into()
-        .map_err(|_| C4ghError::MalformedPacket("session key is not 32 bytes"))?;
+    let key: &[u8; 32] =
+        payload[4..].try_into().map_err(|_| C4ghError::MalformedPacket("session key is not 32 bytes"))?;
     Ok(Zeroizing::new(*key))
 }
 
@@ -223,14 +203,9 @@ fn parse_edit_list(payload: &[u8]) -> Result<Vec<u64>, C4ghError> {
     }
     let lengths = &payload[4..];
     if lengths.len() / 8 != count || lengths.len() % 8 != 0 {
-        return Err(C4ghError::MalformedPacket(
-            "edit list length does not match its count",
-        ));
+        return Err(C4ghError::MalformedPacket("edit list length does not match its count"));
     }
-    Ok(lengths
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
+    Ok(lengths.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
 /// A packet payload holding an edit list, for tests that build such headers.
@@ -276,20 +251,13 @@ mod tests {
 
     #[test]
     fn packets_for_others_are_skipped() {
-        let (alice, bob, carol) = (
-            SecretKey::generate(),
-            SecretKey::generate(),
-            SecretKey::generate(),
-        );
+        let (alice, bob, carol) = (SecretKey::generate(), SecretKey::generate(), SecretKey::generate());
         let (bytes, sender) = header_for(&[alice.public_key(), bob.public_key()]);
         let decoded = read(&mut bytes.as_slice(), &bob).unwrap();
         assert_eq!(*decoded.session_keys[0], [9; 32]);
         assert_eq!(decoded.sender, sender.public_key());
         assert!(decoded.edit_list.is_none());
-        assert!(matches!(
-            read(&mut bytes.as_slice(), &carol),
-            Err(C4ghError::NoPacketForKey)
-        ));
+        assert!(matches!(read(&mut bytes.as_slice(), &carol), Err(C4ghError::NoPacketForKey)));
     }
 
     #[test]
@@ -298,24 +266,12 @@ mod tests {
         let (bytes, _) = header_for(&[bob.public_key()]);
         let mut bad = bytes.clone();
         bad[0] = b'C';
-        assert!(matches!(
-            read(&mut bad.as_slice(), &bob),
-            Err(C4ghError::NotCrypt4gh)
-        ));
+        assert!(matches!(read(&mut bad.as_slice(), &bob), Err(C4ghError::NotCrypt4gh)));
         let mut bad = bytes.clone();
         bad[8] = 2;
-        assert!(matches!(
-            read(&mut bad.as_slice(), &bob),
-            Err(C4ghError::UnsupportedVersion(2))
-        ));
+        assert!(matches!(read(&mut bad.as_slice(), &bob), Err(C4ghError::UnsupportedVersion(2))));
         for cut in [3, 15, 19, 100] {
-            assert!(
-                matches!(
-                    read(&mut &bytes[..cut], &bob),
-                    Err(C4ghError::HeaderTruncated)
-                ),
-                "{cut}"
-            );
+            assert!(matches!(read(&mut &bytes[..cut], &bob), Err(C4ghError::HeaderTruncated)), "{cut}");
         }
     }
 
@@ -327,24 +283,12 @@ mod tests {
         for count in [0, MAX_HEADER_PACKETS + 1, u32::MAX] {
             let mut bad = bytes.clone();
             bad[12..16].copy_from_slice(&count.to_le_bytes());
-            assert!(
-                matches!(
-                    read(&mut bad.as_slice(), &bob),
-                    Err(C4ghError::PacketCount { .. })
-                ),
-                "{count}"
-            );
+            assert!(matches!(read(&mut bad.as_slice(), &bob), Err(C4ghError::PacketCount { .. })), "{count}");
         }
         for len in [0, 7, MAX_HEADER_PACKET_LEN + 1, u32::MAX] {
             let mut bad = bytes.clone();
             bad[16..20].copy_from_slice(&len.to_le_bytes());
-            assert!(
-                matches!(
-                    read(&mut bad.as_slice(), &bob),
-                    Err(C4ghError::PacketLength { .. })
-                ),
-                "{len}"
-            );
+            assert!(matches!(read(&mut bad.as_slice(), &bob), Err(C4ghError::PacketLength { .. })), "{len}");
         }
     }
 
@@ -354,17 +298,8 @@ mod tests {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&1u32.to_le_bytes());
-        encrypt_packet(
-            &mut bytes,
-            &sender,
-            &bob.public_key(),
-            &edit_list_payload(&[1, 2]),
-        )
-        .unwrap();
-        assert!(matches!(
-            read(&mut bytes.as_slice(), &bob),
-            Err(C4ghError::NoSessionKey)
-        ));
+        encrypt_packet(&mut bytes, &sender, &bob.public_key(), &edit_list_payload(&[1, 2])).unwrap();
+        assert!(matches!(read(&mut bytes.as_slice(), &bob), Err(C4ghError::NoSessionKey)));
     }
 
     #[test]
@@ -374,18 +309,12 @@ mod tests {
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&1u32.to_le_bytes());
         encrypt_packet(&mut bytes, &sender, &bob.public_key(), &7u32.to_le_bytes()).unwrap();
-        assert!(matches!(
-            read(&mut bytes.as_slice(), &bob),
-            Err(C4ghError::UnsupportedPacketType(7))
-        ));
+        assert!(matches!(read(&mut bytes.as_slice(), &bob), Err(C4ghError::UnsupportedPacketType(7))));
     }
 
     #[test]
     fn edit_list_parsing() {
-        assert_eq!(
-            parse_edit_list(&edit_list_payload(&[5, 1 << 40])[4..]).unwrap(),
-            vec![5, 1 << 40]
-        );
+        assert_eq!(parse_edit_list(&edit_list_payload(&[5, 1 << 40])[4..]).unwrap(), vec![5, 1 << 40]);
         let mut short = edit_list_payload(&[5, 6]);
         short.pop();
         assert!(parse_edit_list(&short[4..]).is_err());

@@ -43,15 +43,11 @@ const SCRYPT_P: u32 = 1;
 /// refused with [`C4ghError::UnsupportedKeyFormat`].
 pub fn read_public_key(text: &str) -> Result<PublicKey, C4ghError> {
     if text.trim_start().starts_with("ssh-") {
-        return Err(C4ghError::UnsupportedKeyFormat(
-            "OpenSSH public keys are not supported; use a Crypt4GH key",
-        ));
+        return Err(C4ghError::UnsupportedKeyFormat("OpenSSH public keys are not supported; use a Crypt4GH key"));
     }
     let bytes = unarmor(text, PUBLIC_LABEL).ok_or(C4ghError::NotAKeyFile { expected: "public" })?;
-    let bytes: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| C4ghError::MalformedKey("a public key is 32 bytes"))?;
+    let bytes: [u8; 32] =
+        bytes.as_slice().try_into().map_err(|_| C4ghError::MalformedKey("a public key is 32 bytes"))?;
     Ok(PublicKey::from_bytes(bytes))
 }
 
@@ -68,17 +64,11 @@ pub fn write_public_key(pk: &PublicKey) -> String {
 /// [`MAX_BCRYPT_ROUNDS`] and [`MAX_PBKDF2_ITERATIONS`]. The passphrase is
 /// ignored when the key is not encrypted.
 pub fn read_secret_key(text: &str, passphrase: Option<&[u8]>) -> Result<SecretKey, C4ghError> {
-    let data = Zeroizing::new(unarmor(text, PRIVATE_LABEL).ok_or(C4ghError::NotAKeyFile {
-        expected: "private",
-    })?);
+    let data = Zeroizing::new(unarmor(text, PRIVATE_LABEL).ok_or(C4ghError::NotAKeyFile { expected: "private" })?);
     if data.starts_with(OPENSSH_MAGIC) {
-        return Err(C4ghError::UnsupportedKeyFormat(
-            "OpenSSH private keys are not supported; use a Crypt4GH key",
-        ));
+        return Err(C4ghError::UnsupportedKeyFormat("OpenSSH private keys are not supported; use a Crypt4GH key"));
     }
-    let mut rest = data
-        .strip_prefix(MAGIC)
-        .ok_or(C4ghError::MalformedKey("no c4gh-v1 magic"))?;
+    let mut rest = data.strip_prefix(MAGIC).ok_or(C4ghError::MalformedKey("no c4gh-v1 magic"))?;
     let kdf_name = take_string(&mut rest)?;
     let kdf = match kdf_name {
         b"none" => None,
@@ -97,15 +87,12 @@ pub fn read_secret_key(text: &str, passphrase: Option<&[u8]>) -> Result<SecretKe
 
     match (cipher, kdf.zip(kdf_options)) {
         (b"none", _) => {
-            let mut key: [u8; 32] = private
-                .try_into()
-                .map_err(|_| C4ghError::MalformedKey("a private key is 32 bytes"))?;
+            let mut key: [u8; 32] =
+                private.try_into().map_err(|_| C4ghError::MalformedKey("a private key is 32 bytes"))?;
             Ok(SecretKey::from_bytes(&mut key))
         }
         (c, _) if c != CIPHER => Err(C4ghError::UnsupportedCipher(C4ghError::sanitize_name(c))),
-        (_, None) => Err(C4ghError::MalformedKey(
-            "encrypted key without a key derivation function",
-        )),
+        (_, None) => Err(C4ghError::MalformedKey("encrypted key without a key derivation function")),
         (_, Some((kdf, options))) => {
             let passphrase = passphrase.ok_or(C4ghError::PassphraseRequired)?;
             if options.len() < 4 {
@@ -114,20 +101,13 @@ pub fn read_secret_key(text: &str, passphrase: Option<&[u8]>) -> Result<SecretKe
             let rounds = u32::from_be_bytes(options[..4].try_into().expect("4 bytes"));
             let wrapping_key = kdf.derive(passphrase, &options[4..], rounds)?;
             if private.len() != NONCE_LEN + 32 + TAG_LEN {
-                return Err(C4ghError::MalformedKey(
-                    "encrypted private key has the wrong length",
-                ));
+                return Err(C4ghError::MalformedKey("encrypted private key has the wrong length"));
             }
             let (nonce, sealed) = private.split_at(NONCE_LEN);
             let mut key = Zeroizing::new([0u8; 32]);
             key.copy_from_slice(&sealed[..32]);
             ChaCha20Poly1305::new(Key::from_slice(wrapping_key.as_slice()))
-                .decrypt_in_place_detached(
-                    Nonce::from_slice(nonce),
-                    b"",
-                    key.as_mut(),
-                    Tag::from_slice(&sealed[32..]),
-                )
+                .decrypt_in_place_detached(Nonce::from_slice(nonce), b"", key.as_mut(), Tag::from_slice(&sealed[32..]))
                 .map_err(|_| C4ghError::WrongPassphrase)?;
             Ok(SecretKey::from_bytes(&mut key))
         }
@@ -154,9 +134,8 @@ pub fn write_secret_key(sk: &SecretKey, passphrase: Option<&[u8]>) -> String {
         Some(passphrase) => {
             let mut salt = [0u8; SALT_LEN];
             fill_random(&mut salt);
-            let wrapping_key = Kdf::Scrypt
-                .derive(passphrase, &salt, 0)
-                .expect("scrypt with fixed parameters cannot fail");
+            let wrapping_key =
+                Kdf::Scrypt.derive(passphrase, &salt, 0).expect("scrypt with fixed parameters cannot fail");
             let mut sealed = Zeroizing::new([0u8; NONCE_LEN + 32 + TAG_LEN]);
             let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
             fill_random(nonce);
@@ -187,33 +166,25 @@ enum Kdf {
 
 impl Kdf {
     /// The 32-byte key that wraps the private key.
-    fn derive(
-        self,
-        passphrase: &[u8],
-        salt: &[u8],
-        rounds: u32,
-    ) -> Result<Zeroizing<[u8; 32]>, C4ghError> {
+    fn derive(self, passphrase: &[u8], salt: &[u8], rounds: u32) -> Result<Zeroizing<[u8; 32]>, C4ghError> {
         let mut out = Zeroizing::new([0u8; 32]);
         match self {
             Self::Scrypt => {
-                let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, 32)
-                    .expect("valid scrypt parameters");
-                scrypt::scrypt(passphrase, salt, &params, out.as_mut())
-                    .expect("32-byte output is valid");
+                let params =
+                    scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, 32).expect("valid scrypt parameters");
+                scrypt::scrypt(passphrase, salt, &params, out.as_mut()).expect("32-byte output is valid");
             }
             Self::Bcrypt => {
                 check_work("bcrypt", rounds, MAX_BCRYPT_ROUNDS)?;
                 // Fails only on an empty passphrase or salt; the reference
                 // (python bcrypt) refuses those too.
-                bcrypt_pbkdf::bcrypt_pbkdf(passphrase, salt, rounds, out.as_mut()).map_err(
-                    |_| {
-                        if passphrase.is_empty() {
-                            C4ghError::WrongPassphrase
-                        } else {
-                            C4ghError::MalformedKey("bcrypt KDF needs a salt")
-                        }
-                    },
-                )?;
+                bcrypt_pbkdf::bcrypt_pbkdf(passphrase, salt, rounds, out.as_mut()).map_err(|_| {
+                    if passphrase.is_empty() {
+                        C4ghError::WrongPassphrase
+                    } else {
+                        C4ghError::MalformedKey("bcrypt KDF needs a salt")
+                    }
+                })?;
             }
             Self::Pbkdf2 => {
                 check_work("PBKDF2", rounds, MAX_PBKDF2_ITERATIONS)?;
@@ -260,10 +231,7 @@ fn put_string(out: &mut Vec<u8>, s: &[u8]) {
 /// `-----BEGIN label-----`, the base64 of `bytes` on one line (as the
 /// reference writes it), `-----END label-----`.
 fn armor(label: &str, bytes: &[u8]) -> String {
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        STANDARD.encode(bytes)
-    )
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", STANDARD.encode(bytes))
 }
 
 /// The bytes inside `-----BEGIN label-----` … `-----END label-----`.
@@ -277,11 +245,7 @@ fn unarmor(text: &str, label: &str) -> Option<Vec<u8>> {
     let mut body = Zeroizing::new(String::new());
     for line in lines.by_ref() {
         if line == format!("-----END {label}-----") {
-            return if lines.next().is_none() {
-                STANDARD.decode(body.as_bytes()).ok()
-            } else {
-                None
-            };
+            return if lines.next().is_none() { STANDARD.decode(body.as_bytes()).ok() } else { None };
         }
         body.push_str(line);
     }
@@ -327,11 +291,7 @@ mod tests {
     fn unencrypted_secret_key_round_trips_byte_for_byte() {
         let sk = read_secret_key(ALICE_NOCRYPT, None).unwrap();
         assert_eq!(write_secret_key(&sk, None), ALICE_NOCRYPT);
-        assert_eq!(
-            write_secret_key(&sk, Some(b"")),
-            ALICE_NOCRYPT,
-            "empty passphrase = none, like keygen"
-        );
+        assert_eq!(write_secret_key(&sk, Some(b"")), ALICE_NOCRYPT, "empty passphrase = none, like keygen");
     }
 
     #[test]
@@ -348,15 +308,9 @@ mod tests {
 
     #[test]
     fn passphrase_errors() {
-        assert!(matches!(
-            read_secret_key(ALICE_SCRYPT, None),
-            Err(C4ghError::PassphraseRequired)
-        ));
+        assert!(matches!(read_secret_key(ALICE_SCRYPT, None), Err(C4ghError::PassphraseRequired)));
         for text in [ALICE_SCRYPT, ALICE_BCRYPT, ALICE_PBKDF2] {
-            assert!(matches!(
-                read_secret_key(text, Some(b"wrong")),
-                Err(C4ghError::WrongPassphrase)
-            ));
+            assert!(matches!(read_secret_key(text, Some(b"wrong")), Err(C4ghError::WrongPassphrase)));
         }
         // A passphrase for a clear key is ignored.
         assert!(read_secret_key(ALICE_NOCRYPT, Some(b"anything")).is_ok());
@@ -392,77 +346,45 @@ mod tests {
             (b"pbkdf2_hmac_sha256", 0),
         ] {
             let err = read_secret_key(&forged(kdf, rounds, CIPHER), Some(PASS)).unwrap_err();
-            assert!(
-                matches!(err, C4ghError::KdfWorkFactor { value, .. } if value == rounds),
-                "{err}"
-            );
+            assert!(matches!(err, C4ghError::KdfWorkFactor { value, .. } if value == rounds), "{err}");
         }
     }
 
     #[test]
     fn unsupported_kdf_and_cipher_are_named() {
         let err = read_secret_key(&forged(b"argon2\n", 1, CIPHER), Some(PASS)).unwrap_err();
-        assert!(
-            matches!(&err, C4ghError::UnsupportedKdf(n) if n == "argon2\\n"),
-            "{err}"
-        );
+        assert!(matches!(&err, C4ghError::UnsupportedKdf(n) if n == "argon2\\n"), "{err}");
         let err = read_secret_key(&forged(b"scrypt", 0, b"aes256_gcm"), Some(PASS)).unwrap_err();
-        assert!(
-            matches!(&err, C4ghError::UnsupportedCipher(n) if n == "aes256_gcm"),
-            "{err}"
-        );
+        assert!(matches!(&err, C4ghError::UnsupportedCipher(n) if n == "aes256_gcm"), "{err}");
     }
 
     #[test]
     fn malformed_files_are_rejected() {
-        assert!(matches!(
-            read_public_key("hello"),
-            Err(C4ghError::NotAKeyFile { .. })
-        ));
-        assert!(matches!(
-            read_public_key(ALICE_NOCRYPT),
-            Err(C4ghError::NotAKeyFile { .. })
-        ));
-        assert!(matches!(
-            read_secret_key(ALICE_PUB, None),
-            Err(C4ghError::NotAKeyFile { .. })
-        ));
-        assert!(matches!(
-            read_public_key("ssh-ed25519 AAAA x"),
-            Err(C4ghError::UnsupportedKeyFormat(_))
-        ));
+        assert!(matches!(read_public_key("hello"), Err(C4ghError::NotAKeyFile { .. })));
+        assert!(matches!(read_public_key(ALICE_NOCRYPT), Err(C4ghError::NotAKeyFile { .. })));
+        assert!(matches!(read_secret_key(ALICE_PUB, None), Err(C4ghError::NotAKeyFile { .. })));
+        assert!(matches!(read_public_key("ssh-ed25519 AAAA x"), Err(C4ghError::UnsupportedKeyFormat(_))));
         let short = armor(PUBLIC_LABEL, &[1; 31]);
-        assert!(matches!(
-            read_public_key(&short),
-            Err(C4ghError::MalformedKey(_))
-        ));
+        assert!(matches!(read_public_key(&short), Err(C4ghError::MalformedKey(_))));
         let ssh = armor(PRIVATE_LABEL, b"openssh-key-v1\0rest");
-        assert!(matches!(
-            read_secret_key(&ssh, None),
-            Err(C4ghError::UnsupportedKeyFormat(_))
-        ));
+        assert!(matches!(read_secret_key(&ssh, None), Err(C4ghError::UnsupportedKeyFormat(_))));
         let blob = unarmor(ALICE_SCRYPT, PRIVATE_LABEL).unwrap();
         // The last 7 bytes are the optional comment ("alice").
         for cut in [0, 5, 9, 20, 60, blob.len() - 8] {
             let text = armor(PRIVATE_LABEL, &blob[..cut]);
-            assert!(
-                matches!(
-                    read_secret_key(&text, Some(PASS)),
-                    Err(C4ghError::MalformedKey(_))
-                ),
-                "{cut}"
-            );
+            assert!(matches!(read_secret_key(&text, Some(PASS)), Err(C4ghError::MalformedKey(_))), "{cut}");
         }
     }
 
     #[test]
     fn armour_tolerates_crlf_and_wrapped_base64() {
         let b64 = STANDARD.encode(read_public_key(ALICE_PUB).unwrap().as_bytes());
-        let text = format!("\r\n-----BEGIN CRYPT4GH PUBLIC KEY-----\r\n{}\r\n{}\r\n-----END CRYPT4GH PUBLIC KEY-----\r\n\r\n", &b64[..20], &b64[20..]);
-        assert_eq!(
-            read_public_key(&text).unwrap(),
-            read_public_key(ALICE_PUB).unwrap()
+        let text = format!(
+            "\r\n-----BEGIN CRYPT4GH PUBLIC KEY-----\r\n{}\r\n{}\r\n-----END CRYPT4GH PUBLIC KEY-----\r\n\r\n",
+            &b64[..20],
+            &b64[20..]
         );
+        assert_eq!(read_public_key(&text).unwrap(), read_public_key(ALICE_PUB).unwrap());
         let trailing = format!("{ALICE_PUB}junk\n");
         assert!(read_public_key(&trailing).is_err());
     }

@@ -64,11 +64,7 @@ impl SecretKey {
     /// server; both hash the reader's key first.
     ///
     /// Fails on a low-order `peer` (libsodium refuses an all-zero secret).
-    pub(super) fn packet_key(
-        &self,
-        peer: &PublicKey,
-        role: Role,
-    ) -> Result<Zeroizing<[u8; 32]>, C4ghError> {
+    pub(super) fn packet_key(&self, peer: &PublicKey, role: Role) -> Result<Zeroizing<[u8; 32]>, C4ghError> {
         let shared = self.secret.diffie_hellman(&peer.0);
         if !shared.was_contributory() {
             return Err(C4ghError::WeakPublicKey);
@@ -77,11 +73,8 @@ impl SecretKey {
             Role::Reader => (self.public.as_bytes(), peer.as_bytes()),
             Role::Writer => (peer.as_bytes(), self.public.as_bytes()),
         };
-        let mut hash = Blake2b512::new()
-            .chain_update(shared.as_bytes())
-            .chain_update(reader)
-            .chain_update(writer)
-            .finalize();
+        let mut hash =
+            Blake2b512::new().chain_update(shared.as_bytes()).chain_update(reader).chain_update(writer).finalize();
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&hash[..32]);
         hash.as_mut_slice().zeroize();
@@ -120,27 +113,17 @@ mod tests {
         let mut raw = [7u8; 32];
         let sk = SecretKey::from_bytes(&mut raw);
         assert_eq!(raw, [0; 32]);
-        assert_eq!(
-            sk.expose_secret(),
-            &[7; 32],
-            "stored unclamped, like libsodium"
-        );
+        assert_eq!(sk.expose_secret(), &[7; 32], "stored unclamped, like libsodium");
     }
 
     #[test]
     fn both_sides_agree_on_the_packet_key() {
         let (reader, writer) = (SecretKey::generate(), SecretKey::generate());
-        let w = writer
-            .packet_key(&reader.public_key(), Role::Writer)
-            .unwrap();
-        let r = reader
-            .packet_key(&writer.public_key(), Role::Reader)
-            .unwrap();
+        let w = writer.packet_key(&reader.public_key(), Role::Writer).unwrap();
+        let r = reader.packet_key(&writer.public_key(), Role::Reader).unwrap();
         assert_eq!(*w, *r);
         // The hash is ordered: the writer computing as a reader gets another key.
-        let wrong = writer
-            .packet_key(&reader.public_key(), Role::Reader)
-            .unwrap();
+        let wrong = writer.packet_key(&reader.public_key(), Role::Reader).unwrap();
         assert_ne!(*w, *wrong);
     }
 
@@ -150,17 +133,11 @@ mod tests {
     fn low_order_peer_is_rejected() {
         let sk = SecretKey::generate();
         let zero = PublicKey::from_bytes([0; 32]);
-        assert!(matches!(
-            sk.packet_key(&zero, Role::Writer),
-            Err(C4ghError::WeakPublicKey)
-        ));
+        assert!(matches!(sk.packet_key(&zero, Role::Writer), Err(C4ghError::WeakPublicKey)));
     }
 
     #[test]
     fn generated_keys_differ() {
-        assert_ne!(
-            SecretKey::generate().public_key(),
-            SecretKey::generate().public_key()
-        );
+        assert_ne!(SecretKey::generate().public_key(), SecretKey::generate().public_key());
     }
 }

@@ -37,9 +37,7 @@ pub(super) fn open(ciphers: &[ChaCha20Poly1305], buf: &mut [u8]) -> bool {
     let (nonce, tag) = (Nonce::from_slice(nonce), Tag::from_slice(tag));
     // RustCrypto verifies the tag before decrypting, so a failed key leaves
     // `body` as it was for the next one.
-    ciphers
-        .iter()
-        .any(|c| c.decrypt_in_place_detached(nonce, b"", body, tag).is_ok())
+    ciphers.iter().any(|c| c.decrypt_in_place_detached(nonce, b"", body, tag).is_ok())
 }
 
 #[cfg(test)]
@@ -56,18 +54,12 @@ mod tests {
         seal(&cipher, &mut buf, 5);
         assert_ne!(&buf[NONCE_LEN..NONCE_LEN + 5], b"ACGTN");
         let sealed = buf.clone();
-        assert!(
-            open(&[other.clone(), cipher.clone()], &mut buf),
-            "second key works"
-        );
+        assert!(open(&[other.clone(), cipher.clone()], &mut buf), "second key works");
         assert_eq!(&buf[NONCE_LEN..NONCE_LEN + 5], b"ACGTN");
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert!(
-                !open(std::slice::from_ref(&cipher), &mut bad),
-                "flip at {i} undetected"
-            );
+            assert!(!open(std::slice::from_ref(&cipher), &mut bad), "flip at {i} undetected");
         }
     }
 }

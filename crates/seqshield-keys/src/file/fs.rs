@@ -21,11 +21,7 @@ const FILE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> KeyError + 'a {
-    move |source| KeyError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| KeyError::Io { op, path: path.to_owned(), source }
 }
 
 /// Creates `dir` (and missing parents) with mode 0700 if it does not exist.
@@ -51,16 +47,9 @@ impl Staged {
         let mut nonce = [0u8; 8];
         fill_random(&mut nonce);
         let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(nonce)));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        let staged = Self {
-            tmp,
-            committed: false,
-        };
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(&tmp).map_err(io("create", &tmp))?;
+        let staged = Self { tmp, committed: false };
         file.write_all(contents).map_err(io("write", &staged.tmp))?;
         file.sync_all().map_err(io("fsync", &staged.tmp))?;
         Ok(staged)
@@ -73,9 +62,7 @@ impl Staged {
         match fs::hard_link(&self.tmp, path) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Err(KeyError::KeyExists {
-                    location: path.display().to_string(),
-                })
+                return Err(KeyError::KeyExists { location: path.display().to_string() })
             }
             Err(e) => return Err(io("link", path)(e)),
         }
@@ -103,9 +90,7 @@ impl Drop for Staged {
 
 /// Flushes the directory entry changes of `dir` to disk.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), KeyError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync", dir))
 }
 
 /// Reads a private-key file, refusing one whose mode lets group or others
@@ -114,27 +99,16 @@ pub(crate) fn read_private(path: &Path) -> Result<String, KeyError> {
     let file = File::open(path).map_err(io("open", path))?;
     let meta = file.metadata().map_err(io("stat", path))?;
     if !meta.is_file() {
-        return Err(KeyError::KeyFileInvalid {
-            path: path.to_owned(),
-            reason: "not a regular file",
-        });
+        return Err(KeyError::KeyFileInvalid { path: path.to_owned(), reason: "not a regular file" });
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
     }
     let mut text = String::new();
-    file.take(MAX_KEY_FILE_LEN + 1)
-        .read_to_string(&mut text)
-        .map_err(io("read", path))?;
+    file.take(MAX_KEY_FILE_LEN + 1).read_to_string(&mut text).map_err(io("read", path))?;
     if text.len() as u64 > MAX_KEY_FILE_LEN {
-        return Err(KeyError::KeyFileInvalid {
-            path: path.to_owned(),
-            reason: "key file is too large",
-        });
+        return Err(KeyError::KeyFileInvalid { path: path.to_owned(), reason: "key file is too large" });
     }
     Ok(text)
 }

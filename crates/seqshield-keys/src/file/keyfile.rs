@@ -40,25 +40,17 @@ pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
 pub(crate) const PEM_LABEL: &str = "ENCRYPTED PRIVATE KEY";
 
 /// Encrypts `key` under `passphrase` and returns the PEM text.
-pub(crate) fn encrypt(
-    key: &PrivateDecryptingKey,
-    passphrase: &[u8],
-) -> Result<Zeroizing<String>, KeyError> {
+pub(crate) fn encrypt(key: &PrivateDecryptingKey, passphrase: &[u8]) -> Result<Zeroizing<String>, KeyError> {
     let der = key.as_der().map_err(fail("encoding the private key"))?;
     let info = PrivateKeyInfo::try_from(der.as_ref()).map_err(fail("encoding the private key"))?;
     let mut salt = [0u8; 16];
     let mut iv = [0u8; 16];
     fill_random(&mut salt);
     fill_random(&mut iv);
-    let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, 32)
-        .map_err(fail("scrypt parameters"))?;
-    let pbes2 = pbes2::Parameters::scrypt_aes256cbc(params, &salt, &iv)
-        .map_err(fail("PBES2 parameters"))?;
-    let doc = info
-        .encrypt_with_params(pbes2, passphrase)
-        .map_err(fail("encrypting the private key"))?;
-    doc.to_pem(PEM_LABEL, LineEnding::LF)
-        .map_err(fail("PEM encoding"))
+    let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, 32).map_err(fail("scrypt parameters"))?;
+    let pbes2 = pbes2::Parameters::scrypt_aes256cbc(params, &salt, &iv).map_err(fail("PBES2 parameters"))?;
+    let doc = info.encrypt_with_params(pbes2, passphrase).map_err(fail("encrypting the private key"))?;
+    doc.to_pem(PEM_LABEL, LineEnding::LF).map_err(fail("PEM encoding"))
 }
 
 fn fail<E>(op: &'static str) -> impl FnOnce(E) -> KeyError {
@@ -67,79 +59,42 @@ fn fail<E>(op: &'static str) -> impl FnOnce(E) -> KeyError {
 
 /// Decrypts the PEM text of `path`. The scrypt parameters are checked
 /// against the `MAX_SCRYPT_*` bounds before any key derivation.
-pub(crate) fn decrypt(
-    path: &Path,
-    pem: &str,
-    passphrase: &[u8],
-) -> Result<PrivateDecryptingKey, KeyError> {
-    let invalid = |reason| KeyError::KeyFileInvalid {
-        path: path.to_owned(),
-        reason,
-    };
+pub(crate) fn decrypt(path: &Path, pem: &str, passphrase: &[u8]) -> Result<PrivateDecryptingKey, KeyError> {
+    let invalid = |reason| KeyError::KeyFileInvalid { path: path.to_owned(), reason };
     let (label, doc) = pkcs8::Document::from_pem(pem).map_err(|_| invalid("not a PEM file"))?;
     match label {
         PEM_LABEL => {}
-        "PRIVATE KEY" | "RSA PRIVATE KEY" => {
-            return Err(invalid("the private key is not encrypted; refusing it"))
-        }
+        "PRIVATE KEY" | "RSA PRIVATE KEY" => return Err(invalid("the private key is not encrypted; refusing it")),
         _ => return Err(invalid("PEM label is not ENCRYPTED PRIVATE KEY")),
     }
-    let info = EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
-        .map_err(|_| invalid("malformed EncryptedPrivateKeyInfo"))?;
-    let pbes2 = info
-        .encryption_algorithm
-        .pbes2()
-        .ok_or_else(|| invalid("key file encryption is not PBES2"))?;
-    let scrypt = pbes2
-        .kdf
-        .scrypt()
-        .ok_or_else(|| invalid("key file KDF is not scrypt"))?;
+    let info =
+        EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|_| invalid("malformed EncryptedPrivateKeyInfo"))?;
+    let pbes2 = info.encryption_algorithm.pbes2().ok_or_else(|| invalid("key file encryption is not PBES2"))?;
+    let scrypt = pbes2.kdf.scrypt().ok_or_else(|| invalid("key file KDF is not scrypt"))?;
     if !matches!(pbes2.encryption, pbes2::EncryptionScheme::Aes256Cbc { .. }) {
         return Err(invalid("key file cipher is not AES-256-CBC"));
     }
-    check_scrypt(
-        path,
-        scrypt.cost_parameter,
-        scrypt.block_size.into(),
-        scrypt.parallelization.into(),
-    )?;
+    check_scrypt(path, scrypt.cost_parameter, scrypt.block_size.into(), scrypt.parallelization.into())?;
 
     let plain = info.decrypt(passphrase).map_err(|e| match e {
         // A wrong passphrase shows up as bad CBC padding, or, rarely, as
         // padding that happens to check out over garbage DER. (pkcs5 0.7
         // reports bad padding as `EncryptFailed`.)
-        pkcs8::Error::EncryptedPrivateKey(
-            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
-        )
-        | pkcs8::Error::Asn1(_) => KeyError::WrongPassphrase {
-            path: path.to_owned(),
-        },
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed)
+        | pkcs8::Error::Asn1(_) => KeyError::WrongPassphrase { path: path.to_owned() },
         _ => invalid("unsupported key file encryption parameters"),
     })?;
     if PrivateKeyInfo::try_from(plain.as_bytes()).is_err() {
-        return Err(KeyError::WrongPassphrase {
-            path: path.to_owned(),
-        });
+        return Err(KeyError::WrongPassphrase { path: path.to_owned() });
     }
-    PrivateDecryptingKey::from_pkcs8(plain.as_bytes())
-        .map_err(|_| invalid("not an RSA private key"))
+    PrivateDecryptingKey::from_pkcs8(plain.as_bytes()).map_err(|_| invalid("not an RSA private key"))
 }
 
 /// Bounds the scrypt work factor read from a key file.
 pub(crate) fn check_scrypt(path: &Path, n: u64, r: u64, p: u64) -> Result<(), KeyError> {
-    let too_costly = |param, value, max| {
-        Err(KeyError::KdfTooCostly {
-            path: path.to_owned(),
-            param,
-            value,
-            max,
-        })
-    };
+    let too_costly = |param, value, max| Err(KeyError::KdfTooCostly { path: path.to_owned(), param, value, max });
     if !n.is_power_of_two() || n < 2 {
-        return Err(KeyError::KeyFileInvalid {
-            path: path.to_owned(),
-            reason: "scrypt N is not a power of two",
-        });
+        return Err(KeyError::KeyFileInvalid { path: path.to_owned(), reason: "scrypt N is not a power of two" });
     }
     let log_n = n.trailing_zeros();
     if log_n > MAX_SCRYPT_LOG_N {
@@ -167,32 +122,11 @@ mod tests {
         let p = Path::new("kek.pem");
         assert!(check_scrypt(p, 1 << SCRYPT_LOG_N, SCRYPT_R.into(), SCRYPT_P.into()).is_ok());
         assert!(check_scrypt(p, 1 << 20, 8, 1).is_ok());
-        assert!(matches!(
-            check_scrypt(p, 1 << 21, 8, 1),
-            Err(KeyError::KdfTooCostly { param: "log_n", .. })
-        ));
-        assert!(matches!(
-            check_scrypt(p, 1 << 14, 17, 1),
-            Err(KeyError::KdfTooCostly { param: "r", .. })
-        ));
-        assert!(matches!(
-            check_scrypt(p, 1 << 14, 8, 5),
-            Err(KeyError::KdfTooCostly { param: "p", .. })
-        ));
-        assert!(matches!(
-            check_scrypt(p, 1 << 20, 16, 1),
-            Err(KeyError::KdfTooCostly {
-                param: "memory",
-                ..
-            })
-        ));
-        assert!(matches!(
-            check_scrypt(p, 3, 8, 1),
-            Err(KeyError::KeyFileInvalid { .. })
-        ));
-        assert!(matches!(
-            check_scrypt(p, 1, 8, 1),
-            Err(KeyError::KeyFileInvalid { .. })
-        ));
+        assert!(matches!(check_scrypt(p, 1 << 21, 8, 1), Err(KeyError::KdfTooCostly { param: "log_n", .. })));
+        assert!(matches!(check_scrypt(p, 1 << 14, 17, 1), Err(KeyError::KdfTooCostly { param: "r", .. })));
+        assert!(matches!(check_scrypt(p, 1 << 14, 8, 5), Err(KeyError::KdfTooCostly { param: "p", .. })));
+        assert!(matches!(check_scrypt(p, 1 << 20, 16, 1), Err(KeyError::KdfTooCostly { param: "memory", .. })));
+        assert!(matches!(check_scrypt(p, 3, 8, 1), Err(KeyError::KeyFileInvalid { .. })));
+        assert!(matches!(check_scrypt(p, 1, 8, 1), Err(KeyError::KeyFileInvalid { .. })));
     }
 }

@@ -45,11 +45,7 @@ pub(crate) fn generate(
             ]);
             let mut private = common(true);
             private.extend(secret_key_attributes());
-            private.extend([
-                Attribute::Unwrap(true),
-                Attribute::Decrypt(false),
-                Attribute::Sign(false),
-            ]);
+            private.extend([Attribute::Unwrap(true), Attribute::Decrypt(false), Attribute::Sign(false)]);
             let (public, private) = session
                 .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
                 .map_err(pkcs11_err("C_GenerateKeyPair (RSA-4096)"))?;

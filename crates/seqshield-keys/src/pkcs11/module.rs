@@ -43,29 +43,16 @@ pub fn context(module: &Path) -> Result<Pkcs11, KeyError> {
 }
 
 /// The token's slot and serial number; exactly one token must carry `label`.
-pub(crate) fn find_token(
-    ctx: &Pkcs11,
-    module: &Path,
-    label: &str,
-) -> Result<(Slot, String), KeyError> {
+pub(crate) fn find_token(ctx: &Pkcs11, module: &Path, label: &str) -> Result<(Slot, String), KeyError> {
     let mut found = Vec::new();
-    for slot in ctx
-        .get_slots_with_token()
-        .map_err(pkcs11_err("C_GetSlotList"))?
-    {
-        let info = ctx
-            .get_token_info(slot)
-            .map_err(pkcs11_err("C_GetTokenInfo"))?;
+    for slot in ctx.get_slots_with_token().map_err(pkcs11_err("C_GetSlotList"))? {
+        let info = ctx.get_token_info(slot).map_err(pkcs11_err("C_GetTokenInfo"))?;
         if info.label().trim_end() == label {
             found.push((slot, info.serial_number().trim_end().to_owned()));
         }
     }
     if found.len() != 1 {
-        return Err(KeyError::TokenLabel {
-            module: module.to_owned(),
-            label: label.to_owned(),
-            count: found.len(),
-        });
+        return Err(KeyError::TokenLabel { module: module.to_owned(), label: label.to_owned(), count: found.len() });
     }
     Ok(found.remove(0))
 }
@@ -74,28 +61,15 @@ pub(crate) fn find_token(
 /// An application-wide login that another session of this process already
 /// holds is accepted (PKCS#11 login state is per application, not per
 /// session).
-pub(crate) fn login(
-    ctx: &Pkcs11,
-    slot: Slot,
-    token: &str,
-    pin: &str,
-    read_write: bool,
-) -> Result<Session, KeyError> {
-    let session = if read_write {
-        ctx.open_rw_session(slot)
-    } else {
-        ctx.open_ro_session(slot)
-    }
-    .map_err(pkcs11_err("C_OpenSession"))?;
+pub(crate) fn login(ctx: &Pkcs11, slot: Slot, token: &str, pin: &str, read_write: bool) -> Result<Session, KeyError> {
+    let session = if read_write { ctx.open_rw_session(slot) } else { ctx.open_ro_session(slot) }
+        .map_err(pkcs11_err("C_OpenSession"))?;
     let pin = AuthPin::new(pin.to_owned());
     match session.login(UserType::User, Some(&pin)) {
         Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-        Err(Error::Pkcs11(
-            RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange,
-            _,
-        )) => Err(KeyError::WrongPin {
-            token: token.to_owned(),
-        }),
+        Err(Error::Pkcs11(RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange, _)) => {
+            Err(KeyError::WrongPin { token: token.to_owned() })
+        }
         Err(e) => Err(pkcs11_err("C_Login")(e)),
     }
 }

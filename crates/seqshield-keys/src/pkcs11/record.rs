@@ -58,10 +58,7 @@ mod tests {
             Pkcs11KeyKind::RsaOaep(OaepHash::Sha1),
             Pkcs11KeyKind::RsaOaep(OaepHash::Sha256),
         ] {
-            assert_eq!(
-                decode(&encode(kind)).map(Pkcs11KeyKind::algorithm_id),
-                Some(kind.algorithm_id())
-            );
+            assert_eq!(decode(&encode(kind)).map(Pkcs11KeyKind::algorithm_id), Some(kind.algorithm_id()));
         }
         assert!(decode(b"seqshield-kek/1 algorithm=des").is_none());
         assert!(decode(b"seqshield-kek/2 algorithm=aes256-kw").is_none());

@@ -85,12 +85,8 @@ pub(crate) fn wrap(
     token: &str,
 ) -> Result<Vec<u8>, KeyError> {
     let mut template = SecretTemplate(session_secret(true));
-    template
-        .0
-        .push(Attribute::Value(key.expose_secret().to_vec()));
-    let handle = session
-        .create_object(&template.0)
-        .map_err(pkcs11_err("C_CreateObject (session key)"))?;
+    template.0.push(Attribute::Value(key.expose_secret().to_vec()));
+    let handle = session.create_object(&template.0).map_err(pkcs11_err("C_CreateObject (session key)"))?;
     drop(template);
     let object = Ephemeral { session, handle };
     session
@@ -106,17 +102,10 @@ pub(crate) fn unwrap(
     entry: &WrappedKey,
     token: &str,
 ) -> Result<DataKey, KeyError> {
-    let failed = || KeyError::UnwrapFailed {
-        key_id: entry.key_id.clone(),
-    };
-    let handle = session
-        .unwrap_key(
-            &mechanism(kind),
-            unwrapping_key,
-            &entry.wrapped,
-            &session_secret(false),
-        )
-        .map_err(|e| match e {
+    let failed = || KeyError::UnwrapFailed { key_id: entry.key_id.clone() };
+    let handle =
+        session.unwrap_key(&mechanism(kind), unwrapping_key, &entry.wrapped, &session_secret(false)).map_err(|e| {
+            match e {
             Error::Pkcs11(
                 RvError::EncryptedDataInvalid
                 | RvError::EncryptedDataLenRange
@@ -132,6 +121,7 @@ pub(crate) fn unwrap(
                 _,
             ) => failed(),
             e => unsupported_or(kind, token, e, "C_UnwrapKey"),
+        }
         })?;
     let object = Ephemeral { session, handle };
     let value = session
@@ -151,14 +141,9 @@ pub(crate) fn unwrap(
 /// SoftHSM2 2.6 answers `CKR_ARGUMENTS_BAD` to OAEP with SHA-256.
 fn unsupported_or(kind: Pkcs11KeyKind, token: &str, e: Error, op: &'static str) -> KeyError {
     match e {
-        Error::Pkcs11(
-            RvError::ArgumentsBad | RvError::MechanismInvalid | RvError::MechanismParamInvalid,
-            _,
-        ) => KeyError::Pkcs11Unsupported {
-            token: token.to_owned(),
-            algorithm: kind.algorithm_id(),
-            source: e,
-        },
+        Error::Pkcs11(RvError::ArgumentsBad | RvError::MechanismInvalid | RvError::MechanismParamInvalid, _) => {
+            KeyError::Pkcs11Unsupported { token: token.to_owned(), algorithm: kind.algorithm_id(), source: e }
+        }
         e => KeyError::Pkcs11 { op, source: e },
     }
 }
