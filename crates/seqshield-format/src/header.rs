@@ -165,7 +165,17 @@ impl Header {
             check_text("metadata_key", k, 1, MAX_METADATA_KEY_LEN)?;
             check_utf8_value("metadata_value", v, MAX_METADATA_VALUE_LEN)?;
         }
+        // Each field may be within its bound while the sum is not; a reader
+        // would refuse such a header, so a writer must never produce one.
+        bound("header_body_len", self.body_len(), 1, MAX_HEADER_BODY_LEN as usize)?;
         Ok(())
+    }
+
+    fn body_len(&self) -> usize {
+        let recipients: usize =
+            self.recipients.iter().map(|r| 1 + r.key_id.len() + 1 + r.algorithm.len() + 2 + r.wrapped.len()).sum();
+        let metadata: usize = self.metadata.iter().map(|(k, v)| 1 + k.len() + 2 + v.len()).sum();
+        4 + 1 + 1 + SALT_LEN + 1 + self.content_type.len() + 1 + recipients + 1 + metadata
     }
 
     fn body(&self) -> Vec<u8> {
@@ -199,6 +209,7 @@ impl Header {
 
     pub(crate) fn encode_with(&self, keys: &ObjectKeys) -> Vec<u8> {
         let body = self.body();
+        debug_assert_eq!(body.len(), self.body_len());
         debug_assert!(body.len() <= MAX_HEADER_BODY_LEN as usize);
         let mut out = Vec::with_capacity(HEADER_PREFIX_LEN + body.len() + 2 * HEADER_DIGEST_LEN);
         out.extend_from_slice(&MAGIC);
@@ -473,6 +484,18 @@ mod tests {
         assert!(matches!(r, Err(FormatError::HeaderOutOfBounds { field: "recipient_count", .. })));
         let r = sample().with_metadata("k", &"v".repeat(MAX_METADATA_VALUE_LEN + 1));
         assert!(matches!(r, Err(FormatError::HeaderOutOfBounds { field: "metadata_value", .. })));
+    }
+
+    #[test]
+    fn fields_within_bounds_but_too_large_together_are_refused() {
+        // Why: found by fuzzing — 32 recipients of 2 KiB each pass every
+        // per-field bound but make a body no reader would accept.
+        let big = WrappedKey { key_id: "k".into(), algorithm: "a".into(), wrapped: vec![0; MAX_WRAPPED_KEY_LEN] };
+        let r = Header::new(Classification::Public, "x", vec![big.clone(); MAX_RECIPIENTS]);
+        assert!(matches!(r, Err(FormatError::HeaderOutOfBounds { field: "header_body_len", .. })));
+        let mut h = sample();
+        assert!(h.set_recipients(vec![big; MAX_RECIPIENTS]).is_err());
+        assert_eq!(h.recipients().len(), 1, "a refused change leaves the header as it was");
     }
 
     #[test]

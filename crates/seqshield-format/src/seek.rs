@@ -110,7 +110,15 @@ impl<R: Read + Seek> Reader<R> {
             _ => FormatError::Io(e),
         })?;
         if segment::open(&self.keys.payload, index, last, ct, &mut self.plain).is_none() {
-            return Err(segment::diagnose(&self.keys.payload, index, last, ct, ct, Some(self.count)));
+            return Err(segment::diagnose(
+                &self.keys.payload,
+                index,
+                last,
+                ct,
+                ct,
+                Some(self.count),
+                self.stride as usize,
+            ));
         }
         self.plain_len = pt_len;
         self.cached = Some(index);

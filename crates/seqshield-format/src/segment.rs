@@ -26,6 +26,16 @@ pub(crate) fn seal(key: &LessSafeKey, index: u64, last: bool, buf: &mut [u8], pt
     tag
 }
 
+/// Encrypts `input` into `out[..input.len()]` and writes the tag right after
+/// it, reading the plaintext where it lies (no copy). Returns the tag.
+pub(crate) fn seal_from(key: &LessSafeKey, index: u64, last: bool, input: &[u8], out: &mut [u8]) -> [u8; TAG_LEN] {
+    let (ct, rest) = out.split_at_mut(input.len());
+    let tag = &mut rest[..TAG_LEN];
+    key.seal_out_of_place_scatter(nonce(index, last), Aad::empty(), input, ct, &[], tag)
+        .expect("AES-GCM sealing of at most 16 MiB cannot fail");
+    tag.try_into().expect("16 bytes")
+}
+
 /// Authenticates and decrypts `ct` (ciphertext ‖ tag) into `out`, leaving
 /// `ct` untouched. Returns the tag on success.
 pub(crate) fn open(key: &LessSafeKey, index: u64, last: bool, ct: &[u8], out: &mut [u8]) -> Option<[u8; TAG_LEN]> {
@@ -36,14 +46,21 @@ pub(crate) fn open(key: &LessSafeKey, index: u64, last: bool, ct: &[u8], out: &m
 }
 
 /// How far from its position a misplaced segment is searched for.
-const SEARCH_WINDOW_BYTES: u64 = 256 * 1024 * 1024;
+const SEARCH_WINDOW_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How many trailer-magic candidates are tried; each try costs one segment
+/// of AES work, and an attacker can plant the magic bytes anywhere.
+const MAX_TRAILER_CANDIDATES: usize = 4;
 
 /// Explains why the segment at `position` failed to open.
 ///
 /// `ct` is the ciphertext the reader assumed for the segment; `rest` is all
 /// buffered bytes from the segment's start (it may include the trailer).
 /// `count` is the authenticated segment count when the caller knows it.
-/// Runs only on the error path.
+/// Runs only on the error path, and its cost is bounded: at most
+/// `2 + MAX_TRAILER_CANDIDATES` tries over `stride + TRAILER_LEN` bytes, plus
+/// a search for the segment's original position over at most
+/// `SEARCH_WINDOW_BYTES` of candidate positions.
 pub(crate) fn diagnose(
     key: &LessSafeKey,
     position: u64,
@@ -51,7 +68,9 @@ pub(crate) fn diagnose(
     ct: &[u8],
     rest: &[u8],
     count: Option<u64>,
+    stride: usize,
 ) -> FormatError {
+    let rest = &rest[..rest.len().min(stride + TRAILER_LEN + 1)];
     let mut scratch = vec![0u8; rest.len().max(ct.len())];
     // Authentic, but the final-segment flag disagrees with where it sits.
     if open(key, position, !assumed_last, ct, &mut scratch).is_some() {
@@ -69,10 +88,13 @@ pub(crate) fn diagnose(
     }
     // The object's real final segment sits here, but the bytes after it are
     // not exactly one trailer: the trailer was cut short, or data was
-    // appended after it.
-    let mut from = TAG_LEN;
-    while let Some(off) = find(&rest[from.min(rest.len())..], &TRAILER_MAGIC) {
-        let end = from + off;
+    // appended after it. The real final segment is at most `stride` long,
+    // so the trailer must start within the first `stride` bytes.
+    let window = &rest[..rest.len().min(stride + TRAILER_MAGIC.len())];
+    let candidates = (TAG_LEN..window.len().saturating_sub(TRAILER_MAGIC.len() - 1))
+        .filter(|&o| window[o..].starts_with(&TRAILER_MAGIC))
+        .take(MAX_TRAILER_CANDIDATES);
+    for end in candidates {
         if open(key, position, true, &rest[..end], &mut scratch).is_some() {
             return if rest.len() - end < TRAILER_LEN {
                 FormatError::Truncated { after_segment: Some(position) }
@@ -80,7 +102,6 @@ pub(crate) fn diagnose(
                 FormatError::Extended { index: position }
             };
         }
-        from = end + 1;
     }
     // The final segment fails and no trailer follows it: the object was
     // cut inside its last segment.
@@ -102,8 +123,4 @@ pub(crate) fn diagnose(
         }
     }
     FormatError::SegmentAuthFailed { index: position }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

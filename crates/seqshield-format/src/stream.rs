@@ -189,7 +189,7 @@ impl<R: Read> StreamReader<R> {
             let Some(tag) = tag else {
                 let start = i * stride;
                 let rest = &self.cbuf[start..self.clen];
-                return Err(segment::diagnose(key, index, eof && is_final, &rest[..len], rest, None));
+                return Err(segment::diagnose(key, index, eof && is_final, &rest[..len], rest, None, stride));
             };
             if len == TAG_LEN && index > 0 {
                 return Err(FormatError::EmptySegment { index });

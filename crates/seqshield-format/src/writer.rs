@@ -123,16 +123,29 @@ impl<W: Write> Writer<W> {
     /// Seals the buffered segments; the last one is final if `last`.
     fn flush_batch(&mut self, last: bool) -> io::Result<()> {
         let n = if self.pending == 0 { 1 } else { self.pending.div_ceil(self.seg) };
+        let final_len = self.pending - (n - 1) * self.seg;
+        self.seal_batch(None, n, final_len, last)?;
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Seals `n` segments into the batch slots and writes them out. The
+    /// plaintext is `src` (read in place, segment after segment) or, when
+    /// `None`, what the slots already hold.
+    fn seal_batch(&mut self, src: Option<&[u8]>, n: usize, final_len: usize, last: bool) -> io::Result<()> {
         if self.next_index + n as u64 > MAX_SEGMENTS {
             return Err(FormatError::TooManySegments.into_io());
         }
-        let final_len = self.pending - (n - 1) * self.seg;
         let (seg, stride, first) = (self.seg, self.stride, self.next_index);
         let key = &self.keys.payload;
         let seal_slot = |(i, slot): (usize, &mut [u8])| {
             let is_final = i == n - 1;
             let len = if is_final { final_len } else { seg };
-            segment::seal(key, first + i as u64, last && is_final, slot, len)
+            let index = first + i as u64;
+            match src {
+                Some(src) => segment::seal_from(key, index, last && is_final, &src[i * seg..i * seg + len], slot),
+                None => segment::seal(key, index, last && is_final, slot, len),
+            }
         };
         let region = &mut self.batch[..n * stride];
         self.tags.clear();
@@ -148,7 +161,6 @@ impl<W: Write> Writer<W> {
         }
         self.inner.write_all(&self.batch[..(n - 1) * stride + final_len + TAG_LEN])?;
         self.next_index += n as u64;
-        self.pending = 0;
         Ok(())
     }
 
@@ -180,6 +192,13 @@ impl<W: Write> Write for Writer<W> {
             if self.pending == capacity {
                 // More plaintext follows, so none of the buffered segments is final.
                 self.flush_batch(false)?;
+            }
+            if self.pending == 0 && buf.len() > capacity {
+                // A whole batch that is not the end: seal it straight from
+                // the caller's buffer, saving a copy.
+                self.seal_batch(Some(&buf[..capacity]), self.slots, self.seg, false)?;
+                buf = &buf[capacity..];
+                continue;
             }
             let slot = self.pending / self.seg;
             let off = self.pending % self.seg;

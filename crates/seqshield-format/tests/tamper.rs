@@ -183,3 +183,25 @@ fn error_codes_and_segments_are_stable() {
     let e = FormatError::Truncated { after_segment: Some(3) };
     assert_eq!((e.code(), e.segment()), ("truncated", Some(4)));
 }
+
+#[test]
+fn diagnosis_of_planted_trailer_magic_stays_cheap() {
+    // Why: the error path once re-tried decryption at every planted trailer
+    // magic, quadratic in the buffered size (found in review, 7 s per object).
+    let key = DataKey::generate();
+    let h = header(16 * 1024);
+    let plain = pattern(40 * 16 * 1024, 5);
+    let mut o = encrypt(&key, &h, &plain, WriterOptions::default());
+    let magic = seqshield_format::limits::TRAILER_MAGIC;
+    let start = h.encoded_len() + 100;
+    let end = o.len() - 200;
+    for chunk in o[start..end].chunks_mut(magic.len()) {
+        let n = chunk.len();
+        chunk.copy_from_slice(&magic[..n]);
+    }
+    let t = std::time::Instant::now();
+    for opts in [WriterOptions::default(), WriterOptions { threads: 2, batch_segments: 16 }] {
+        assert!(decrypt_stream(&key, &o, opts).is_err());
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t.elapsed());
+}

@@ -100,7 +100,7 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<()> {
     let pb = progress(len, "import", ctx.quiet);
     let mut dec = c4gh::Decryptor::new(pb.wrap_read(input), &sk).context("cannot open the Crypt4GH file")?;
     let mut w = Writer::with_options(&mut out, &header, &key, ctx.options())?;
-    std::io::copy(&mut dec, &mut w).context("the Crypt4GH file failed to decrypt")?;
+    crate::io::copy_large(&mut dec, &mut w).context("the Crypt4GH file failed to decrypt")?;
     let summary = w.finish()?.summary;
     pb.finish_and_clear();
     out.commit()?;

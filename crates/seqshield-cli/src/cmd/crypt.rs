@@ -10,7 +10,7 @@ use seqshield_keys::pkcs11::Pkcs11Kek;
 use seqshield_keys::rsa::RsaRecipient;
 use seqshield_keys::{unlock, Recipient};
 
-use crate::io::{open_input, progress, Output};
+use crate::io::{copy_large, open_input, progress, Output};
 use crate::kek::KekArgs;
 use crate::{data_on_stdout, Ctx, InOut};
 
@@ -94,7 +94,7 @@ pub fn encrypt(ctx: &Ctx, a: EncryptArgs) -> Result<()> {
     let mut out = Output::create(&a.io.output, a.io.force)?;
     let pb = progress(len, "encrypt", ctx.quiet);
     let mut w = Writer::with_options(&mut out, &header, &key, ctx.options())?;
-    std::io::copy(&mut pb.wrap_read(input), &mut w).context("encryption failed")?;
+    copy_large(&mut pb.wrap_read(input), &mut w).context("encryption failed")?;
     let summary = w.finish()?.summary;
     pb.finish_and_clear();
     out.commit()?;
