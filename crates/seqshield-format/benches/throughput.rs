@@ -74,6 +74,16 @@ fn bench_encrypt(c: &mut Criterion, s: &Setup) {
         });
         // Empty when a filter skipped this case.
         assert!(out.is_empty() || out == s.object, "{name} writer changed the bytes");
+        // One-shot in-memory API: seals from the plaintext straight into the output.
+        let mut buf = vec![0u8; seqshield_format::encrypted_len(&s.header, LEN as u64) as usize];
+        g.bench_function(format!("{name}_into"), |b| {
+            b.iter(|| {
+                seqshield_format::encrypt_into(&s.header, &s.key, black_box(&s.plain), &mut buf, opts)
+                    .expect("sized buffer");
+                black_box(&buf);
+            })
+        });
+        assert!(buf == s.object, "{name} encrypt_into changed the bytes");
     }
     g.finish();
 }

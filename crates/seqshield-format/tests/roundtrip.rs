@@ -57,3 +57,21 @@ proptest! {
         prop_assert!(decrypt_all_paths(&key, &object).is_err(), "change at byte {} of {} accepted", pos, object.len());
     }
 }
+
+#[test]
+fn one_shot_encryption_matches_the_writer_byte_for_byte() {
+    // Why: encrypt_into is a faster path to the same format, never a variant of it.
+    let key = DataKey::generate();
+    let h = header(SEG);
+    for len in [0, 1, S - 1, S, S + 1, 9 * S + 7] {
+        let plain = pattern(len, 11);
+        let streamed = encrypt(&key, &h, &plain, WriterOptions::default());
+        for opts in [WriterOptions::default(), WriterOptions { threads: 2, batch_segments: 1 }] {
+            let mut out = vec![0u8; seqshield_format::encrypted_len(&h, len as u64) as usize];
+            seqshield_format::encrypt_into(&h, &key, &plain, &mut out, opts).unwrap();
+            assert_eq!(out, streamed, "len {len}");
+        }
+    }
+    let mut short = vec![0u8; 10];
+    assert!(seqshield_format::encrypt_into(&h, &key, b"x", &mut short, WriterOptions::default()).is_err());
+}
