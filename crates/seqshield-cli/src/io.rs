@@ -22,6 +22,17 @@ pub fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
     Ok((Box::new(f), len))
 }
 
+/// `path` opened as a regular file with its length, or `None` for stdin,
+/// pipes and devices (which take the streaming path).
+pub fn regular_file(path: &Path) -> Result<Option<(File, u64)>> {
+    if path == Path::new("-") {
+        return Ok(None);
+    }
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let m = f.metadata().with_context(|| format!("cannot stat {}", path.display()))?;
+    Ok(m.is_file().then(|| (f, m.len())))
+}
+
 /// Where a command's data goes.
 pub enum Output {
     /// Standard output.

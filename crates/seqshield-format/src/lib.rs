@@ -41,6 +41,7 @@ pub mod key;
 pub mod limits;
 pub mod merkle;
 pub mod oneshot;
+pub mod parallel;
 pub mod seek;
 mod segment;
 pub mod stream;

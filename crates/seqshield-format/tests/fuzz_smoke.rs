@@ -116,7 +116,7 @@ fn header_parser_survives_random_and_mutated_bytes() {
 fn header_builder_output_always_parses_back() {
     let mut rng = Rng(2);
     for _ in 0..400 {
-        let mut input = rng.bytes(200);
+        let input = rng.bytes(200);
         targets::header_build(&input);
     }
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use seqshield_format::{Classification, DataKey, Header, SealedHeader, StreamReader, Summary, Writer};
+use seqshield_format::{parallel, Classification, DataKey, Header, SealedHeader, StreamReader, Summary, Writer};
 use seqshield_keys::pkcs11::Pkcs11Kek;
 use seqshield_keys::rsa::RsaRecipient;
 use seqshield_keys::{unlock, Recipient};
 
-use crate::io::{copy_large, open_input, progress, Output};
+use crate::io::{copy_large, open_input, progress, regular_file, Output};
 use crate::kek::KekArgs;
 use crate::{data_on_stdout, Ctx, InOut};
 
@@ -89,15 +89,30 @@ pub fn encrypt(ctx: &Ctx, a: EncryptArgs) -> Result<()> {
     let recipients = encryption_recipients(&a.kek, &a.recipients)?;
     let key = DataKey::generate();
     let header = build_header(&key, &recipients, a.classification, &a.content_type, a.segment_size, &a.meta)?;
-    let (input, len) = open_input(&a.io.input)?;
     data_on_stdout(&a.io.output);
-    let mut out = Output::create(&a.io.output, a.io.force)?;
-    let pb = progress(len, "encrypt", ctx.quiet);
-    let mut w = Writer::with_options(&mut out, &header, &key, ctx.options())?;
-    copy_large(&mut pb.wrap_read(input), &mut w).context("encryption failed")?;
-    let summary = w.finish()?.summary;
-    pb.finish_and_clear();
-    out.commit()?;
+    let summary = if let Some((file, len)) = regular_file(&a.io.input)? {
+        // A regular file: workers read and seal batches in parallel.
+        let mut out = Output::create(&a.io.output, a.io.force)?;
+        let pb = progress(Some(len), "encrypt", ctx.quiet);
+        let (_, summary) = parallel::encrypt_from(&file, len, pb.wrap_write(&mut out), &header, &key, ctx.options())
+            .context("encryption failed")?;
+        if file.metadata()?.len() != len {
+            bail!("{} changed size while it was being encrypted", a.io.input.display());
+        }
+        pb.finish_and_clear();
+        out.commit()?;
+        summary
+    } else {
+        let (input, len) = open_input(&a.io.input)?;
+        let mut out = Output::create(&a.io.output, a.io.force)?;
+        let pb = progress(len, "encrypt", ctx.quiet);
+        let mut w = Writer::with_options(&mut out, &header, &key, ctx.options())?;
+        copy_large(&mut pb.wrap_read(input), &mut w).context("encryption failed")?;
+        let summary = w.finish()?.summary;
+        pb.finish_and_clear();
+        out.commit()?;
+        summary
+    };
     let ids: Vec<&str> = recipients.iter().map(|r| r.key_id()).collect();
     ctx.report(
         serde_json::json!({
@@ -128,10 +143,17 @@ pub struct DecryptArgs {
     io: InOut,
 }
 
-/// An object whose header has authenticated, positioned at its first segment.
+/// Where an opened object's segments come from.
+enum Source {
+    /// A regular file: decrypted by the parallel pipeline.
+    File(std::fs::File, u64),
+    /// Anything else, positioned after the header: the streaming reader.
+    Stream(Box<dyn Read>, Option<u64>),
+}
+
+/// An object whose header has authenticated.
 struct Opened {
-    reader: Box<dyn Read>,
-    len: Option<u64>,
+    source: Source,
     key: DataKey,
     header: Header,
 }
@@ -139,10 +161,40 @@ struct Opened {
 /// Opens an object: reads its header and unwraps the data key.
 fn open_object(kek: &KekArgs, input: &std::path::Path) -> Result<Opened> {
     let kek = kek.load()?;
-    let (mut reader, len) = open_input(input)?;
-    let sealed = SealedHeader::read_from(&mut reader).with_context(|| format!("cannot read {}", input.display()))?;
+    let (source, sealed) = if let Some((file, len)) = regular_file(input)? {
+        let sealed = SealedHeader::read_from(&mut &file).with_context(|| format!("cannot read {}", input.display()))?;
+        (Source::File(file, len), sealed)
+    } else {
+        let (mut r, len) = open_input(input)?;
+        let sealed = SealedHeader::read_from(&mut r).with_context(|| format!("cannot read {}", input.display()))?;
+        (Source::Stream(r, len), sealed)
+    };
     let (key, header) = unlock(sealed, &[kek.as_kek()])?;
-    Ok(Opened { reader, len, key, header })
+    Ok(Opened { source, key, header })
+}
+
+impl Opened {
+    /// Decrypts every segment into `out`, releasing only authenticated data.
+    fn decrypt_into(self, ctx: &Ctx, label: &str, out: &mut dyn Write) -> Result<Summary> {
+        match self.source {
+            Source::File(file, len) => {
+                let pb = progress(Some(len), label, ctx.quiet);
+                let (_, s) =
+                    parallel::decrypt_to(&file, len, &self.header, &self.key, pb.wrap_write(out), ctx.options())?;
+                pb.finish_and_clear();
+                Ok(s)
+            }
+            Source::Stream(r, len) => {
+                let pb = progress(len, label, ctx.quiet);
+                let mut reader = StreamReader::with_options(pb.wrap_read(r), &self.header, &self.key, ctx.options());
+                while let Some(chunk) = reader.next_chunk()? {
+                    out.write_all(chunk).context("cannot write output")?;
+                }
+                pb.finish_and_clear();
+                reader.summary().context("object ended before its trailer")
+            }
+        }
+    }
 }
 
 fn summary_json(command: &str, header: &Header, s: &Summary) -> serde_json::Value {
@@ -154,18 +206,13 @@ fn summary_json(command: &str, header: &Header, s: &Summary) -> serde_json::Valu
 }
 
 pub fn decrypt(ctx: &Ctx, a: DecryptArgs) -> Result<()> {
-    let Opened { reader: r, len, key, header } = open_object(&a.kek, &a.io.input)?;
+    let opened = open_object(&a.kek, &a.io.input)?;
     data_on_stdout(&a.io.output);
     let mut out = Output::create(&a.io.output, a.io.force)?;
-    let pb = progress(len, "decrypt", ctx.quiet);
-    let mut reader = StreamReader::with_options(pb.wrap_read(r), &header, &key, ctx.options());
-    // Each chunk has authenticated before it is written; a regular-file
-    // output is renamed into place only after the trailer has verified.
-    while let Some(chunk) = reader.next_chunk().context("decryption failed")? {
-        out.write_all(chunk).context("cannot write output")?;
-    }
-    let summary = reader.summary().context("object ended before its trailer")?;
-    pb.finish_and_clear();
+    let header = opened.header.clone();
+    // Each batch has authenticated before it is written; a regular-file
+    // output is renamed into place only after the whole object verified.
+    let summary = opened.decrypt_into(ctx, "decrypt", &mut out).context("decryption failed")?;
     out.commit()?;
     ctx.report(summary_json("decrypt", &header, &summary), || {
         if a.io.output == std::path::Path::new("-") {
@@ -188,11 +235,9 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
-    let Opened { reader: r, len, key, header } = open_object(&a.kek, &a.input)?;
-    let pb = progress(len, "verify", ctx.quiet);
-    let reader = StreamReader::with_options(pb.wrap_read(r), &header, &key, ctx.options());
-    let summary = reader.verify_to_end().context("verification failed")?;
-    pb.finish_and_clear();
+    let opened = open_object(&a.kek, &a.input)?;
+    let header = opened.header.clone();
+    let summary = opened.decrypt_into(ctx, "verify", &mut std::io::sink()).context("verification failed")?;
     ctx.report(summary_json("verify", &header, &summary), || {
         format!(
             "OK: {} segments, {} plaintext bytes, Merkle root {} ({})",

@@ -27,7 +27,20 @@ pub fn encrypt(key: &DataKey, header: &Header, plain: &[u8], opts: WriterOptions
     for chunk in plain.chunks(777) {
         w.write_all(chunk).unwrap();
     }
-    w.finish().unwrap().inner
+    let object = w.finish().unwrap().inner;
+    // The pipelined encryptor must produce the same bytes.
+    let piped = seqshield_format::parallel::encrypt_from(
+        plain,
+        plain.len() as u64,
+        Vec::new(),
+        header,
+        key,
+        WriterOptions { threads: 3, batch_segments: 2 },
+    )
+    .unwrap()
+    .0;
+    assert_eq!(piped, object, "pipelined encryption differs from the writer");
+    object
 }
 
 /// Decrypts through the streaming reader.
@@ -60,18 +73,29 @@ pub fn decrypt_seek(key: &DataKey, object: &[u8]) -> Result<Vec<u8>, FormatError
     Ok(out)
 }
 
+/// Decrypts through the pipelined positional reader.
+pub fn decrypt_pipelined(key: &DataKey, object: &[u8], opts: WriterOptions) -> Result<Vec<u8>, FormatError> {
+    let header = SealedHeader::parse(object)?.0.authenticate(key)?;
+    Ok(seqshield_format::parallel::decrypt_to(object, object.len() as u64, &header, key, Vec::new(), opts)?.0)
+}
+
 /// Every decryption path; all must agree.
 pub fn decrypt_all_paths(key: &DataKey, object: &[u8]) -> Result<Vec<u8>, FormatError> {
     let single = decrypt_stream(key, object, WriterOptions::default());
     let parallel = decrypt_stream(key, object, WriterOptions { threads: 2, batch_segments: 3 });
     let seek = decrypt_seek(key, object);
-    match (&single, &parallel, &seek) {
-        (Ok(a), Ok(b), Ok(c)) => {
+    let piped = decrypt_pipelined(key, object, WriterOptions { threads: 3, batch_segments: 2 });
+    match (&single, &parallel, &seek, &piped) {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => {
             assert_eq!(a, b);
             assert_eq!(a, c);
+            assert_eq!(a, d);
         }
-        (Err(a), Err(b), Err(_)) => assert_eq!(a.code(), b.code(), "{a} vs {b}"),
-        _ => panic!("paths disagree: single {single:?} parallel {parallel:?} seek {seek:?}"),
+        (Err(a), Err(b), Err(_), Err(d)) => {
+            assert_eq!(a.code(), b.code(), "{a} vs {b}");
+            assert_eq!(a.code(), d.code(), "stream: {a} vs pipelined: {d}");
+        }
+        _ => panic!("paths disagree: single {single:?} parallel {parallel:?} seek {seek:?} pipelined {piped:?}"),
     }
     single
 }
