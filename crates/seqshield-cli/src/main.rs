@@ -46,6 +46,9 @@ pub struct Cli {
     /// Worker threads for encryption and decryption (default: all cores).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
+    /// Segments per parallel batch (tuning; memory is about 2 × threads × N × segment size).
+    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch_segments: u16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,12 +85,14 @@ pub struct Ctx {
     pub quiet: bool,
     /// Crypto worker threads.
     pub threads: usize,
+    /// Segments per batch.
+    pub batch_segments: usize,
 }
 
 impl Ctx {
     /// Writer/reader tuning for this run.
     pub fn options(&self) -> seqshield_format::WriterOptions {
-        seqshield_format::WriterOptions { threads: self.threads, batch_segments: if self.threads > 1 { 16 } else { 4 } }
+        seqshield_format::WriterOptions { threads: self.threads, batch_segments: self.batch_segments }
     }
 
     /// Prints a command's result: JSON or a human line.
@@ -128,7 +133,8 @@ pub struct InOut {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let ctx = Ctx { json: cli.json, quiet: cli.quiet || cli.json, threads };
+    let ctx =
+        Ctx { json: cli.json, quiet: cli.quiet || cli.json, threads, batch_segments: usize::from(cli.batch_segments) };
     let result = match cli.command {
         Command::Keys(c) => cmd::keys::run(&ctx, c),
         Command::Encrypt(a) => cmd::crypt::encrypt(&ctx, a),

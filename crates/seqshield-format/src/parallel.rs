@@ -82,8 +82,8 @@ impl Layout {
 struct Done {
     batch: u64,
     buf: Vec<u8>,
-    /// Bytes of `buf` to write.
-    len: usize,
+    /// The bytes of `buf` to write.
+    out: std::ops::Range<usize>,
     tags: Vec<[u8; TAG_LEN]>,
 }
 
@@ -97,7 +97,7 @@ fn pipeline<Work, Emit>(
     mut emit: Emit,
 ) -> Result<(), FormatError>
 where
-    Work: Fn(u64, &mut Vec<u8>) -> Result<(usize, Vec<[u8; TAG_LEN]>), FormatError> + Sync,
+    Work: Fn(u64, &mut Vec<u8>) -> Result<(std::ops::Range<usize>, Vec<[u8; TAG_LEN]>), FormatError> + Sync,
     Emit: FnMut(&Done) -> Result<(), FormatError>,
 {
     let batches = layout.batches();
@@ -121,7 +121,7 @@ where
                 if k >= batches || stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let r = work(k, &mut buf).map(|(len, tags)| Done { batch: k, buf, len, tags });
+                let r = work(k, &mut buf).map(|(out, tags)| Done { batch: k, buf, out, tags });
                 let failed = r.is_err();
                 if done_tx.send(r).is_err() || failed {
                     return;
@@ -171,7 +171,7 @@ pub fn encrypt_from<R: ReadAt + ?Sized, W: Write>(
     let layout = Layout { seg, stride: seg + TAG_LEN, count, plaintext_len, batch: opts.batch_segments.max(1) };
     out.write_all(&header.encode_with(&keys))?;
     let key = &keys.payload;
-    let work = |k: u64, buf: &mut Vec<u8>| -> Result<(usize, Vec<[u8; TAG_LEN]>), FormatError> {
+    let work = |k: u64, buf: &mut Vec<u8>| -> Result<(std::ops::Range<usize>, Vec<[u8; TAG_LEN]>), FormatError> {
         let (first, end) = layout.range(k);
         let mut tags = Vec::with_capacity((end - first) as usize);
         let mut used = 0;
@@ -182,7 +182,7 @@ pub fn encrypt_from<R: ReadAt + ?Sized, W: Write>(
             tags.push(segment::seal(key, i, i + 1 == count, slot, len));
             used += len + TAG_LEN;
         }
-        Ok((used, tags))
+        Ok((0..used, tags))
     };
     let mut merkle = MerkleBuilder::new();
     pipeline(layout, opts.threads.max(1), layout.batch * layout.stride, work, |d| {
@@ -191,7 +191,7 @@ pub fn encrypt_from<R: ReadAt + ?Sized, W: Write>(
             let i = first + j as u64;
             merkle.push(segment_leaf(i, i + 1 == count, (layout.pt_len(i) + TAG_LEN) as u32, tag));
         }
-        out.write_all(&d.buf[..d.len])?;
+        out.write_all(&d.buf[d.out.clone()])?;
         Ok(())
     })?;
     let summary = Summary { segment_count: count, plaintext_len, merkle_root: merkle.root() };
@@ -249,7 +249,7 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
     let key = &keys.payload;
     // Each buffer: ciphertext of a batch, then room for its plaintext.
     let cipher_room = layout.batch * stride;
-    let work = |k: u64, buf: &mut Vec<u8>| -> Result<(usize, Vec<[u8; TAG_LEN]>), FormatError> {
+    let work = |k: u64, buf: &mut Vec<u8>| -> Result<(std::ops::Range<usize>, Vec<[u8; TAG_LEN]>), FormatError> {
         let (first, end) = layout.range(k);
         let ct_len: usize = (first..end).map(|i| layout.pt_len(i) + TAG_LEN).sum();
         let (cbuf, pbuf) = buf.split_at_mut(cipher_room);
@@ -269,9 +269,7 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
             c += len + TAG_LEN;
             p += len;
         }
-        // Move the plaintext to the front so `emit` writes `buf[..p]`.
-        buf.copy_within(cipher_room..cipher_room + p, 0);
-        Ok((p, tags))
+        Ok((cipher_room..cipher_room + p, tags))
     };
     let mut merkle = MerkleBuilder::new();
     pipeline(layout, opts.threads.max(1), cipher_room + layout.batch * seg, work, |d| {
@@ -280,7 +278,7 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
             let i = first + j as u64;
             merkle.push(segment_leaf(i, i + 1 == count, (layout.pt_len(i) + TAG_LEN) as u32, tag));
         }
-        out.write_all(&d.buf[..d.len])?;
+        out.write_all(&d.buf[d.out.clone()])?;
         Ok(())
     })?;
     let root = merkle.root();
