@@ -30,7 +30,7 @@ pub fn regular_file(path: &Path) -> Result<Option<(File, u64)>> {
     }
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let m = f.metadata().with_context(|| format!("cannot stat {}", path.display()))?;
-    Ok(m.is_file().then(|| (f, m.len())))
+    Ok(m.is_file().then_some((f, m.len())))
 }
 
 /// Where a command's data goes.
