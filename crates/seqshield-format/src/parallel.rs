@@ -87,19 +87,29 @@ struct Done {
     tags: Vec<[u8; TAG_LEN]>,
 }
 
-/// Runs `work` on `threads` workers over every batch of `layout`, and
-/// `emit` on the calling thread for each batch, in order.
-fn pipeline<Work, Emit>(
+/// Runs `work` on `threads` workers over every batch of `layout`; on the
+/// calling thread, writes each batch's output range to `out` in order and
+/// returns the Merkle root over all segment leaves.
+fn pipeline<Work>(
     layout: Layout,
     threads: usize,
     buf_len: usize,
     work: Work,
-    mut emit: Emit,
-) -> Result<(), FormatError>
+    out: &mut dyn Write,
+) -> Result<crate::merkle::Hash, FormatError>
 where
     Work: Fn(u64, &mut Vec<u8>) -> Result<(std::ops::Range<usize>, Vec<[u8; TAG_LEN]>), FormatError> + Sync,
-    Emit: FnMut(&Done) -> Result<(), FormatError>,
 {
+    let mut merkle = MerkleBuilder::new();
+    let mut emit = |d: &Done| -> Result<(), FormatError> {
+        let (first, _) = layout.range(d.batch);
+        for (j, tag) in d.tags.iter().enumerate() {
+            let i = first + j as u64;
+            merkle.push(segment_leaf(i, i + 1 == layout.count, (layout.pt_len(i) + TAG_LEN) as u32, tag));
+        }
+        out.write_all(&d.buf[d.out.clone()])?;
+        Ok(())
+    };
     let batches = layout.batches();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -131,7 +141,7 @@ where
         drop(done_tx);
         let mut pending = BTreeMap::new();
         let mut expect = 0u64;
-        let result = (|| {
+        let result = (|| -> Result<(), FormatError> {
             while expect < batches {
                 let done = done_rx.recv().map_err(|_| io::Error::other("worker thread ended early"))??;
                 pending.insert(done.batch, done);
@@ -149,7 +159,8 @@ where
         stop.store(true, Ordering::SeqCst);
         drop(free_tx);
         result
-    })
+    })?;
+    Ok(merkle.root())
 }
 
 /// Encrypts `plaintext_len` bytes of `src` into `out` with `opts.threads`
@@ -184,17 +195,8 @@ pub fn encrypt_from<R: ReadAt + ?Sized, W: Write>(
         }
         Ok((0..used, tags))
     };
-    let mut merkle = MerkleBuilder::new();
-    pipeline(layout, opts.threads.max(1), layout.batch * layout.stride, work, |d| {
-        let (first, _) = layout.range(d.batch);
-        for (j, tag) in d.tags.iter().enumerate() {
-            let i = first + j as u64;
-            merkle.push(segment_leaf(i, i + 1 == count, (layout.pt_len(i) + TAG_LEN) as u32, tag));
-        }
-        out.write_all(&d.buf[d.out.clone()])?;
-        Ok(())
-    })?;
-    let summary = Summary { segment_count: count, plaintext_len, merkle_root: merkle.root() };
+    let root = pipeline(layout, opts.threads.max(1), layout.batch * layout.stride, work, &mut out)?;
+    let summary = Summary { segment_count: count, plaintext_len, merkle_root: root };
     let trailer = Trailer { segment_count: count, plaintext_len, merkle_root: summary.merkle_root };
     out.write_all(&trailer.encode(&keys))?;
     out.flush()?;
@@ -271,17 +273,7 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
         }
         Ok((cipher_room..cipher_room + p, tags))
     };
-    let mut merkle = MerkleBuilder::new();
-    pipeline(layout, opts.threads.max(1), cipher_room + layout.batch * seg, work, |d| {
-        let (first, _) = layout.range(d.batch);
-        for (j, tag) in d.tags.iter().enumerate() {
-            let i = first + j as u64;
-            merkle.push(segment_leaf(i, i + 1 == count, (layout.pt_len(i) + TAG_LEN) as u32, tag));
-        }
-        out.write_all(&d.buf[d.out.clone()])?;
-        Ok(())
-    })?;
-    let root = merkle.root();
+    let root = pipeline(layout, opts.threads.max(1), cipher_room + layout.batch * seg, work, &mut out)?;
     if root != trailer.merkle_root {
         return Err(FormatError::TrailerMismatch("Merkle root differs"));
     }
