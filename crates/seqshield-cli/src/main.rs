@@ -44,8 +44,8 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     quiet: bool,
     /// Worker threads for encryption and decryption (default: all cores).
-    #[arg(long, global = true, value_name = "N")]
-    threads: Option<usize>,
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Segments per parallel batch (tuning; memory is about 2 × threads × N × segment size).
     #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     batch_segments: u16,
@@ -132,7 +132,11 @@ pub struct InOut {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = cli
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
     let ctx =
         Ctx { json: cli.json, quiet: cli.quiet || cli.json, threads, batch_segments: usize::from(cli.batch_segments) };
     let result = match cli.command {

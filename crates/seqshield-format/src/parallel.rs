@@ -179,7 +179,7 @@ pub fn encrypt_from<R: ReadAt + ?Sized, W: Write>(
     if count > MAX_SEGMENTS {
         return Err(FormatError::TooManySegments);
     }
-    let layout = Layout { seg, stride: seg + TAG_LEN, count, plaintext_len, batch: opts.batch_segments.max(1) };
+    let layout = Layout { seg, stride: seg + TAG_LEN, count, plaintext_len, batch: opts.effective_batch(seg) };
     out.write_all(&header.encode_with(&keys))?;
     let key = &keys.payload;
     let work = |k: u64, buf: &mut Vec<u8>| -> Result<(std::ops::Range<usize>, Vec<[u8; TAG_LEN]>), FormatError> {
@@ -247,7 +247,7 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
     if object_len != expected {
         return Err(diagnose_stream(src, object_len, header, data_key));
     }
-    let layout = Layout { seg, stride, count, plaintext_len, batch: opts.batch_segments.max(1) };
+    let layout = Layout { seg, stride, count, plaintext_len, batch: opts.effective_batch(seg) };
     let key = &keys.payload;
     // Each buffer: ciphertext of a batch, then room for its plaintext.
     let cipher_room = layout.batch * stride;

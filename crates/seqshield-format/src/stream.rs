@@ -60,7 +60,7 @@ impl<R: Read> StreamReader<R> {
     pub fn with_options(inner: R, header: &Header, data_key: &DataKey, opts: WriterOptions) -> Self {
         let seg = header.segment_size() as usize;
         let stride = seg + TAG_LEN;
-        let batch = opts.batch_segments.max(1);
+        let batch = opts.effective_batch(seg);
         Self {
             inner,
             keys: ObjectKeys::derive(data_key, header.salt()),

@@ -12,6 +12,10 @@ use crate::merkle::{segment_leaf, Hash, MerkleBuilder};
 use crate::segment;
 use crate::trailer::Trailer;
 
+/// Most plaintext bytes in one batch (8 MiB). Bounds a reader's memory
+/// whatever segment size a hostile object declares.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Tuning for [`Writer`] and [`StreamReader`](crate::StreamReader).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriterOptions {
@@ -35,6 +39,14 @@ impl WriterOptions {
     pub fn parallel() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self { threads, batch_segments: if threads > 1 { 16 } else { 1 } }
+    }
+
+    /// Segments per batch for `segment_size`-byte segments: at most
+    /// `batch_segments`, and never more than [`MAX_BATCH_BYTES`] of
+    /// plaintext, since the segment size of an object being read is chosen
+    /// by whoever wrote it.
+    pub fn effective_batch(&self, segment_size: usize) -> usize {
+        self.batch_segments.clamp(1, (MAX_BATCH_BYTES / segment_size.max(1)).max(1))
     }
 
     pub(crate) fn pool(&self) -> Option<rayon::ThreadPool> {
@@ -103,7 +115,7 @@ impl<W: Write> Writer<W> {
         let keys = ObjectKeys::derive(data_key, header.salt());
         inner.write_all(&header.encode_with(&keys))?;
         let seg = header.segment_size() as usize;
-        let slots = opts.batch_segments.max(1);
+        let slots = opts.effective_batch(seg);
         Ok(Self {
             inner,
             keys,

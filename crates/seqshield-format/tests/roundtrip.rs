@@ -75,3 +75,14 @@ fn one_shot_encryption_matches_the_writer_byte_for_byte() {
     let mut short = vec![0u8; 10];
     assert!(seqshield_format::encrypt_into(&h, &key, b"x", &mut short, WriterOptions::default()).is_err());
 }
+
+#[test]
+fn batch_memory_is_bounded_whatever_the_segment_size() {
+    // Why: a reader's segment size comes from the object, i.e. from whoever
+    // wrote it; 16 segments of 16 MiB per batch would be 512 MiB per buffer.
+    let opts = WriterOptions { threads: 2, batch_segments: 16 };
+    assert_eq!(opts.effective_batch(64 * 1024), 16);
+    assert_eq!(opts.effective_batch(16 * 1024 * 1024), 1);
+    let big = seqshield_format::limits::MAX_SEGMENT_SIZE as usize;
+    assert!(opts.effective_batch(big) * big <= seqshield_format::writer::MAX_BATCH_BYTES.max(big));
+}
