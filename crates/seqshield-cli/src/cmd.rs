@@ -1,6 +1,8 @@
 //! One module per command group.
 
+pub mod admin;
 pub mod c4gh;
 pub mod crypt;
 pub mod demo;
 pub mod keys;
+pub mod serve;

@@ -74,6 +74,14 @@ enum Command {
     ImportC4gh(cmd::c4gh::ImportArgs),
     /// End-to-end tour on the real E. coli 536 genome.
     Demo(cmd::demo::DemoArgs),
+    /// Run the gateway: the token service and API behind strict TLS 1.3.
+    Serve(cmd::serve::ServeArgs),
+    /// Manage login accounts of a gateway's data directory.
+    #[command(subcommand)]
+    User(cmd::admin::UserCommand),
+    /// Manage OAuth clients of a gateway's data directory.
+    #[command(subcommand)]
+    Client(cmd::admin::ClientCommand),
 }
 
 /// Options every command sees.
@@ -149,6 +157,9 @@ fn main() -> ExitCode {
         Command::ExportC4gh(a) => cmd::c4gh::export(&ctx, a),
         Command::ImportC4gh(a) => cmd::c4gh::import(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
+        Command::User(c) => cmd::admin::user(&ctx, c),
+        Command::Client(c) => cmd::admin::client(&ctx, c),
     };
     match result {
         Ok(()) => ExitCode::from(exit::Exit::Ok as u8),

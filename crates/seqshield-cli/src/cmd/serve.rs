@@ -1,0 +1,221 @@
+//! `seqshield serve`: the gateway (token service and API) behind strict
+//! TLS 1.3.
+//!
+//! Start-up order: settings, KEK, socket and certificate, token service;
+//! only then the readiness line on stdout:
+//!
+//! ```text
+//! listening on https://127.0.0.1:8443 (cert sha256 HEX, spki sha256 B64)
+//! ```
+//!
+//! or, with `--json`, `{"listen":…,"url":…,"cert_sha256":…,"spki_sha256":…,"cert_path":…}`.
+//! Warnings go to stderr. SIGINT or SIGTERM stops it gracefully.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use seqshield_keys::file::{FileKek, PRIVATE_KEY_FILE};
+use seqshield_server::config::Config;
+use seqshield_server::logging;
+use seqshield_server::Gateway;
+use zeroize::Zeroizing;
+
+use crate::io::read_secret_file;
+use crate::kek::{KekArgs, LoadedKek};
+use crate::Ctx;
+
+/// Directory of the default file KEK, under the data directory.
+const KEK_DIR: &str = "kek";
+/// File holding the generated passphrase of the default file KEK.
+const EMBEDDED_PASSPHRASE_FILE: &str = "passphrase";
+/// Random bytes in a generated passphrase (hex-encoded: 64 characters).
+const EMBEDDED_PASSPHRASE_BYTES: usize = 32;
+/// The token service's audit log, under the data directory.
+const AUTH_AUDIT_LOG: &str = "audit/auth.jsonl";
+
+/// `seqshield serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Data directory: certificate, KEK, token database, audit log (created 0700 if missing).
+    #[arg(long, value_name = "DIR", env = "SEQSHIELD_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address and port to listen on; port 0 picks a free one [default: server.listen, else 127.0.0.1:8443].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Configuration file [default: DIR/seqshield.toml if present, else built-in defaults].
+    #[arg(long, value_name = "FILE", env = "SEQSHIELD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The KEK: a file KEK (default DIR/kek, created on first start) or a PKCS#11 token.
+    #[command(flatten)]
+    pub kek: KekArgs,
+}
+
+/// Runs `seqshield serve` until SIGINT or SIGTERM.
+pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
+    logging::init(ctx.json);
+    create_private_dir(&a.data_dir)?;
+    let mut cfg = Config::load(&a.data_dir, a.config.as_deref())?;
+    if let Some(listen) = a.listen {
+        cfg.server.listen = listen;
+    }
+    cfg.validate()?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(serve(ctx, &a, cfg))
+}
+
+async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
+    let kek = open_kek(a)?;
+    let gateway = Gateway::bind(&cfg.server, &a.data_dir)?;
+    if cfg.auth.issuer.is_empty() {
+        cfg.auth.issuer = gateway.public_url();
+    }
+    let audit_log = a.data_dir.join(AUTH_AUDIT_LOG);
+    if let Some(dir) = audit_log.parent() {
+        create_private_dir(dir)?;
+    }
+    let audit = Arc::new(seqshield_auth::audit::JsonlSink::open(&audit_log)?);
+    let svc = seqshield_auth::service::AuthService::open(
+        cfg.auth,
+        &a.data_dir,
+        kek.as_kek(),
+        audit,
+        Arc::new(seqshield_auth::SystemClock),
+    )
+    .context("cannot start the token service")?;
+    // The service has unwrapped what it needs; keep the KEK in memory no longer.
+    drop(kek);
+    let routes = seqshield_auth::http::router(svc);
+    announce(ctx, &gateway)?;
+    gateway.serve(routes, seqshield_server::shutdown_signal()).await?;
+    logging::notice("stopped");
+    Ok(())
+}
+
+/// Prints the readiness line and flushes it: tests and supervisors wait for it.
+fn announce(ctx: &Ctx, gateway: &Gateway) -> Result<()> {
+    let c = gateway.certificate();
+    let line = if ctx.json {
+        serde_json::json!({
+            "listen": gateway.local_addr().to_string(),
+            "url": gateway.url(),
+            "cert_sha256": c.cert_sha256,
+            "spki_sha256": c.spki_sha256,
+            "cert_path": c.cert_path,
+        })
+        .to_string()
+    } else {
+        format!("listening on {} (cert sha256 {}, spki sha256 {})", gateway.url(), c.cert_sha256, c.spki_sha256)
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).context("cannot write to stdout")
+}
+
+/// The KEK: PKCS#11 when `--pkcs11-module` is given, else the file KEK in
+/// `--kek-dir` (default `DATA/kek`), created on first start.
+fn open_kek(a: &ServeArgs) -> Result<LoadedKek> {
+    if a.kek.pkcs11_module.is_some() {
+        return a.kek.load();
+    }
+    let dir = a.kek.kek_dir.clone().unwrap_or_else(|| a.data_dir.join(KEK_DIR));
+    let exists = dir.join(PRIVATE_KEY_FILE).exists();
+    let pass = match explicit_passphrase(&a.kek)? {
+        Some(p) => p,
+        None => embedded_passphrase(&dir, exists)?,
+    };
+    logging::weak_default(
+        "file_kek",
+        &format!(
+            "the KEK is an RSA-4096 key file in {}; production should keep it in an HSM (--pkcs11-module)",
+            dir.display()
+        ),
+    );
+    let kek = if exists {
+        FileKek::open(&dir, pass.as_bytes()).with_context(|| format!("cannot open the KEK in {}", dir.display()))?
+    } else {
+        logging::notice(&format!("no KEK in {}: generating an RSA-4096 file KEK", dir.display()));
+        FileKek::init(&dir, pass.as_bytes()).with_context(|| format!("cannot create a KEK in {}", dir.display()))?
+    };
+    Ok(LoadedKek::File(kek))
+}
+
+/// The operator's passphrase, if one was given (`--passphrase-file` or a
+/// non-empty `$SEQSHIELD_PASSPHRASE`).
+fn explicit_passphrase(k: &KekArgs) -> Result<Option<Zeroizing<String>>> {
+    let from_env = std::env::var_os("SEQSHIELD_PASSPHRASE").is_some_and(|v| !v.is_empty());
+    if k.passphrase_file.is_some() || from_env {
+        k.passphrase().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The embedded default: a random passphrase kept in `DIR/passphrase`
+/// (0600), generated together with a new KEK. A KEK that exists without
+/// that file was made with an operator's passphrase, which is then required.
+fn embedded_passphrase(dir: &Path, kek_exists: bool) -> Result<Zeroizing<String>> {
+    let path = dir.join(EMBEDDED_PASSPHRASE_FILE);
+    let warn = || {
+        logging::weak_default(
+            "embedded_passphrase",
+            &format!(
+                "the KEK passphrase is the EMBEDDED DEFAULT stored in {} next to the key: anyone who can read the data \
+                 directory can unwrap every data key. For production give --passphrase-file or $SEQSHIELD_PASSPHRASE, \
+                 or use a PKCS#11 HSM",
+                path.display()
+            ),
+        )
+    };
+    if path.exists() {
+        refuse_shared(&path)?;
+        warn();
+        return read_secret_file(&path);
+    }
+    if kek_exists {
+        bail!("the KEK in {} needs its passphrase: set SEQSHIELD_PASSPHRASE or pass --passphrase-file", dir.display());
+    }
+    create_private_dir(dir)?;
+    let mut raw = Zeroizing::new([0u8; EMBEDDED_PASSPHRASE_BYTES]);
+    aws_lc_rs::rand::fill(raw.as_mut()).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let pass = Zeroizing::new(hex::encode(raw.as_ref()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".passphrase-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(pass.as_bytes()).and_then(|()| tmp.as_file().sync_all()).context("cannot write the passphrase")?;
+    // Never replace a passphrase another process wrote meanwhile.
+    tmp.persist_noclobber(&path).map_err(|e| e.error).with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+    warn();
+    Ok(pass)
+}
+
+/// Refuses a secret file that group or others may read.
+fn refuse_shared(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!("{} is readable by group or others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and parents) with mode 0700 if missing.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).with_context(|| format!("cannot create {}", dir.display()))
+}

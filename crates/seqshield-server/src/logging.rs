@@ -1,0 +1,30 @@
+//! Log output: `tracing` events to stderr, so stdout stays for results.
+//!
+//! Every default that is weaker than production (self-signed certificate,
+//! file KEK, generated passphrase) is reported through [`weak_default`], so
+//! operators can grep for one field: `weak_default`.
+
+/// Variable holding a `tracing` filter (e.g. `info`, `seqshield_server=debug`).
+pub const ENV_LOG: &str = "SEQSHIELD_LOG";
+
+/// Installs a stderr subscriber filtered by [`ENV_LOG`] (default `info`),
+/// as JSON lines when `json`. Does nothing if one is already installed.
+pub fn init(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(ENV_LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter);
+    // An error means a subscriber exists already: keep it.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Logs a WARNING that `what` (e.g. `self_signed_certificate`, `file_kek`)
+/// runs on a default weaker than production, and why it matters.
+pub fn weak_default(what: &'static str, message: &str) {
+    tracing::warn!(weak_default = what, "{message}");
+}
+
+/// Logs an informational start-up event.
+pub fn notice(message: &str) {
+    tracing::info!("{message}");
+}
