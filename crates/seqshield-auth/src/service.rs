@@ -134,6 +134,29 @@ impl AuthService {
         Ok(kid)
     }
 
+    /// Periodic upkeep, for the server to call every few minutes: rotates
+    /// the signing key when it is due (RSA key generation: seconds, so call
+    /// it off the async workers), stops publishing retired keys whose last
+    /// token has expired, deletes expired codes and tokens, forgets stale
+    /// logins, and picks up revocations made by other processes.
+    pub fn maintain(&self, kek: &dyn Kek) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let due = read(&self.keys).needs_rotation(now);
+        if due {
+            self.rotate_signing_key(kek)?;
+        }
+        {
+            let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+            if keys.prune(now)? > 0 {
+                *self.keyset.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys.keyset());
+            }
+        }
+        self.store.prune(now)?;
+        self.store.reload_revoked()?;
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, v| v.fresh(now));
+        Ok(())
+    }
+
     /// Verifies one of our access tokens for our own audience: RS256 with a
     /// published key, issuer, audience, lifetime, `typ` and revocation.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, JwtError> {

@@ -832,3 +832,41 @@ mod test_keys {
         info.private_key.to_vec()
     }
 }
+
+#[tokio::test]
+async fn rotated_key_stays_published_until_its_last_token_expires() {
+    let h = harness();
+    let before = h.tokens().await;
+    let old_token = before["access_token"].as_str().unwrap().to_owned();
+    let old_kid = h.get("/jwks").await.json()["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let new_kid = h.svc.rotate_signing_key(&kek().1).unwrap();
+    assert_ne!(old_kid, new_kid);
+    let jwks = h.get("/jwks").await.json();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    // Tokens signed before the rotation still verify; new ones use the new key.
+    assert_eq!(h.whoami(&old_token).await.status, StatusCode::OK);
+    let after = h.tokens().await;
+    let hdr: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(after["access_token"].as_str().unwrap().split('.').next().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(hdr["kid"], new_kid.as_str());
+    // Once the last token the old key signed has expired, upkeep unpublishes it.
+    h.clock.advance(3600 + 61);
+    h.svc.maintain(&kek().1).unwrap();
+    let jwks = h.get("/jwks").await.json();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, vec![new_kid.as_str()]);
+}
+
+#[tokio::test]
+async fn upkeep_rotates_a_key_older_than_its_rotation_period() {
+    let h = harness();
+    let kid = h.get("/jwks").await.json()["keys"][0]["kid"].as_str().unwrap().to_owned();
+    h.clock.advance(31 * 24 * 3600);
+    h.svc.maintain(&kek().1).unwrap();
+    let jwks = h.get("/jwks").await.json();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.iter().any(|k| *k != kid), "a new key is active: {kids:?}");
+    assert!(h.audit.events().iter().any(|e| e.kind == "signing.rotate"));
+}

@@ -82,6 +82,9 @@ enum Command {
     /// Manage OAuth clients of a gateway's data directory.
     #[command(subcommand)]
     Client(cmd::admin::ClientCommand),
+    /// Load generators against a running gateway.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 /// Options every command sees.
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(&ctx, a),
         Command::User(c) => cmd::admin::user(&ctx, c),
         Command::Client(c) => cmd::admin::client(&ctx, c),
+        Command::Bench(c) => cmd::bench::run(&ctx, c),
     };
     match result {
         Ok(()) => ExitCode::from(exit::Exit::Ok as u8),

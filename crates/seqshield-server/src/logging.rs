@@ -28,3 +28,9 @@ pub fn weak_default(what: &'static str, message: &str) {
 pub fn notice(message: &str) {
     tracing::info!("{message}");
 }
+
+/// Logs a warning about something that went wrong but did not stop the
+/// server.
+pub fn warn(message: &str) {
+    tracing::warn!("{message}");
+}

@@ -66,6 +66,13 @@ pub(crate) struct Pending {
     user: Option<String>,
 }
 
+impl Pending {
+    /// Whether the login is still within [`PENDING_LOGIN_TTL_SECS`].
+    pub(crate) fn fresh(&self, now: u64) -> bool {
+        now.saturating_sub(self.created) < PENDING_LOGIN_TTL_SECS
+    }
+}
+
 /// Why an authorization request failed.
 #[derive(Debug)]
 pub enum AuthorizeFailure {
@@ -224,7 +231,7 @@ impl AuthService {
         let id = random_token();
         let now = self.now();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|_, v| now.saturating_sub(v.created) < PENDING_LOGIN_TTL_SECS);
+        pending.retain(|_, v| v.fresh(now));
         if pending.len() >= MAX_PENDING_LOGINS {
             if let Some(oldest) = pending.iter().min_by_key(|(_, v)| v.created).map(|(k, _)| k.clone()) {
                 pending.remove(&oldest);
@@ -242,7 +249,7 @@ impl AuthService {
     fn pending_get(&self, id: &str) -> Option<Pending> {
         let now = self.now();
         let map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).filter(|p| now.saturating_sub(p.created) < PENDING_LOGIN_TTL_SECS).cloned()
+        map.get(id).filter(|p| p.fresh(now)).cloned()
     }
 
     fn expired_login() -> LoginStep {

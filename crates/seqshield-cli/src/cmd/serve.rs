@@ -87,13 +87,32 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
         Arc::new(seqshield_auth::SystemClock),
     )
     .context("cannot start the token service")?;
-    // The service has unwrapped what it needs; keep the KEK in memory no longer.
-    drop(kek);
+    // The KEK stays loaded for signing-key rotation (and, later, data keys).
+    let kek = Arc::new(kek);
+    tokio::spawn(maintenance(svc.clone(), kek));
     let routes = seqshield_auth::http::router(svc);
     announce(ctx, &gateway)?;
     gateway.serve(routes, seqshield_server::shutdown_signal()).await?;
     logging::notice("stopped");
     Ok(())
+}
+
+/// How often the token service does its upkeep (key rotation when due,
+/// pruning, revocations from other processes).
+const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+async fn maintenance(svc: Arc<seqshield_auth::service::AuthService>, kek: Arc<LoadedKek>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.tick().await; // the first tick is immediate; open() just did the work
+    loop {
+        tick.tick().await;
+        let (svc, kek) = (svc.clone(), kek.clone());
+        match tokio::task::spawn_blocking(move || svc.maintain(kek.as_kek())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => logging::warn(&format!("token-service upkeep failed: {e:#}")),
+            Err(e) => logging::warn(&format!("token-service upkeep stopped: {e}")),
+        }
+    }
 }
 
 /// Prints the readiness line and flushes it: tests and supervisors wait for it.
