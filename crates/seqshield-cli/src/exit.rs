@@ -12,7 +12,9 @@ pub enum Exit {
     Ok = 0,
     /// Anything not covered below.
     Failure = 1,
-    // 2: bad command line, returned by clap itself.
+    /// Bad command line or bad input values (clap returns 2 itself for
+    /// syntax errors; commands return [`BadInput`] for invalid values).
+    Usage = 2,
     /// A file could not be read or written.
     Io = 3,
     /// Wrong key, wrong passphrase or PIN, no matching recipient, key store problem.
@@ -21,12 +23,34 @@ pub enum Exit {
     Integrity = 5,
 }
 
+/// Input a command refuses before changing anything: exit code 2.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// A [`BadInput`] error.
+pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg.into()))
+}
+
 /// Maps an error chain to an exit code and a stable JSON error object.
 pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
     let mut code = "error";
     let mut exit = Exit::Failure;
     let mut segment = None;
     for cause in err.chain() {
+        if cause.downcast_ref::<BadInput>().is_some() {
+            exit = Exit::Usage;
+            code = "bad_input";
+            break;
+        }
         if let Some(fe) = find_format(cause) {
             exit = if matches!(fe, FormatError::Io(_)) { Exit::Io } else { Exit::Integrity };
             code = fe.code();

@@ -22,7 +22,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  other failure
-  2  bad command line
+  2  bad command line or invalid input values (nothing was changed)
   3  a file could not be read or written
   4  key problem: wrong key, passphrase or PIN, no matching recipient
   5  integrity failure: the object is damaged, tampered with or malformed

@@ -4,7 +4,6 @@
 //! Every input is checked before anything is written; bad input exits with
 //! code 2 and leaves the data directory as it was.
 
-use std::fmt;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
@@ -98,62 +97,23 @@ pub struct ClientAddArgs {
     pub clearance: String,
 }
 
-/// Input the command refuses: exit code 2, nothing written.
-#[derive(Debug)]
-struct BadInput(String);
-
-impl fmt::Display for BadInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
-
 fn bad(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(BadInput(msg.into()))
+    crate::exit::bad_input(msg)
 }
 
 /// Runs `seqshield user`.
 pub fn user(ctx: &Ctx, c: UserCommand) -> Result<()> {
-    exit_on_bad_input(
-        ctx,
-        match c {
-            UserCommand::Add(a) => user_add(ctx, a),
-            UserCommand::List(a) => user_list(ctx, a),
-        },
-    )
+    match c {
+        UserCommand::Add(a) => user_add(ctx, a),
+        UserCommand::List(a) => user_list(ctx, a),
+    }
 }
 
 /// Runs `seqshield client`.
 pub fn client(ctx: &Ctx, c: ClientCommand) -> Result<()> {
-    exit_on_bad_input(
-        ctx,
-        match c {
-            ClientCommand::Add(a) => client_add(ctx, a),
-            ClientCommand::List(a) => client_list(ctx, a),
-        },
-    )
-}
-
-/// Bad input exits 2, like a clap usage error, in the same shape as every
-/// other error (`--json`: one object on stdout).
-fn exit_on_bad_input(ctx: &Ctx, r: Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.downcast_ref::<BadInput>().is_some() => {
-            let message = format!("{e:#}");
-            if ctx.json {
-                let v = json!({
-                    "ok": false,
-                    "error": { "code": "bad_input", "message": message, "segment": null, "exit_code": 2 },
-                });
-                println!("{v}");
-            } else {
-                eprintln!("seqshield: error: {message}");
-            }
-            std::process::exit(2)
-        }
-        r => r,
+    match c {
+        ClientCommand::Add(a) => client_add(ctx, a),
+        ClientCommand::List(a) => client_list(ctx, a),
     }
 }
 
