@@ -256,9 +256,10 @@ fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
     });
     ctx.report(value, || {
         let mut s = format!(
-            "token endpoint {}: {} workers, {:.1} s measured after {:.1} s warm-up\n",
+            "token endpoint {}: {} worker{}, {:.1} s measured after {:.1} s warm-up\n",
             target.endpoint,
             a.concurrency,
+            if a.concurrency == 1 { "" } else { "s" },
             window.as_secs_f64(),
             a.warmup
         );
