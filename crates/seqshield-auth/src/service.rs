@@ -182,7 +182,7 @@ impl AuthService {
 
     /// Evaluates the policy and records the decision; a sink failure denies.
     pub(crate) fn decide(&self, req: &policy::Request<'_>) -> Result<Decision, OAuthError> {
-        self.policy.evaluate_audited(req, self.audit.as_ref()).map_err(|e| {
+        blocking(|| self.policy.evaluate_audited(req, self.audit.as_ref())).map_err(|e| {
             tracing::error!(error = %e, "audit sink failed; refusing");
             OAuthError::server_error()
         })
@@ -190,7 +190,7 @@ impl AuthService {
 
     /// Records an event; a sink failure fails the operation (fail closed).
     pub(crate) fn audit(&self, event: AuditEvent) -> Result<(), OAuthError> {
-        self.audit.record(&event).map_err(|e| {
+        blocking(|| self.audit.record(&event)).map_err(|e| {
             tracing::error!(error = %e, "audit sink failed; refusing");
             OAuthError::server_error()
         })
@@ -199,7 +199,7 @@ impl AuthService {
     /// Records an event where the operation has already happened and cannot
     /// be refused any more (the failure is logged).
     pub(crate) fn audit_best_effort(&self, event: AuditEvent) {
-        if let Err(e) = self.audit.record(&event) {
+        if let Err(e) = blocking(|| self.audit.record(&event)) {
             tracing::error!(error = %e, kind = event.kind, "audit sink failed");
         }
     }
@@ -221,6 +221,17 @@ impl AuthService {
 impl RevocationList for AuthService {
     fn is_revoked(&self, jti: &str) -> bool {
         self.store.is_revoked(jti)
+    }
+}
+
+/// Runs `f`, which may wait on the disk (an audit record is durable before
+/// it returns). On a multi-threaded tokio runtime the worker first hands its
+/// other tasks away (`block_in_place`), so requests keep flowing and their
+/// audit records share syncs; elsewhere `f` simply runs.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
