@@ -195,7 +195,10 @@ impl AuditSink for JsonlSink {
                 return Ok(());
             }
             if let Some((kind, msg)) = &st.poisoned {
-                return Err(AuditError::Io { path: self.path.clone(), source: std::io::Error::new(*kind, msg.clone()) });
+                return Err(AuditError::Io {
+                    path: self.path.clone(),
+                    source: std::io::Error::new(*kind, msg.clone()),
+                });
             }
             if st.writing {
                 st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
