@@ -45,7 +45,10 @@ received = {}
 
 class Callback(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        received["query"] = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        url = urllib.parse.urlparse(self.path)
+        # Only the redirect itself: the browser also asks for /favicon.ico.
+        if url.path == "/callback":
+            received["query"] = urllib.parse.parse_qs(url.query)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
