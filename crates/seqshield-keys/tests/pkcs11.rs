@@ -53,6 +53,14 @@ fn missing(why: &str) -> Option<Hsm> {
 }
 
 /// The SoftHSM2 token directory, set up once per test binary.
+/// SoftHSM2's file-backed token is not safe against concurrent object
+/// creation and deletion from several threads of one process (it can answer
+/// `CKR_GENERAL_ERROR`), so the tests take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn hsm() -> Option<&'static Hsm> {
     static HSM: OnceLock<Option<Hsm>> = OnceLock::new();
     HSM.get_or_init(|| {
@@ -137,6 +145,7 @@ fn assert_round_trip(kek: &dyn Kek, algorithm: &str, wrapped_len: usize) {
 
 #[test]
 fn rsa_oaep_sha1_round_trip_and_reopen() {
+    let _serial = serial();
     let (Some(hsm), Some(kek)) = (hsm(), rsa_kek()) else {
         return;
     };
@@ -159,6 +168,7 @@ fn rsa_oaep_sha1_round_trip_and_reopen() {
 
 #[test]
 fn aes_key_wrap_round_trip_and_reopen() {
+    let _serial = serial();
     let (Some(hsm), Some(kek)) = (hsm(), aes_kek()) else {
         return;
     };
@@ -179,6 +189,7 @@ fn aes_key_wrap_round_trip_and_reopen() {
 
 #[test]
 fn public_key_from_token_wraps_and_token_unwraps() {
+    let _serial = serial();
     let Some(kek) = rsa_kek() else { return };
     let public = kek.public().unwrap();
     assert_eq!(public.oaep_hash(), OaepHash::Sha1);
@@ -201,6 +212,7 @@ fn public_key_from_token_wraps_and_token_unwraps() {
 
 #[test]
 fn token_keys_are_sensitive_and_never_extractable() {
+    let _serial = serial();
     let (Some(hsm), Some(rsa), Some(aes)) = (hsm(), rsa_kek(), aes_kek()) else {
         return;
     };
@@ -251,6 +263,7 @@ fn token_keys_are_sensitive_and_never_extractable() {
 
 #[test]
 fn garbage_entries_fail_to_unwrap() {
+    let _serial = serial();
     let (Some(rsa), Some(aes)) = (rsa_kek(), aes_kek()) else {
         return;
     };
@@ -277,6 +290,7 @@ fn garbage_entries_fail_to_unwrap() {
 /// that cannot unwrap; a SoftHSM2 that has learnt SHA-256 must round-trip.
 #[test]
 fn rsa_oaep_sha256_on_softhsm_fails_cleanly() {
+    let _serial = serial();
     let Some(hsm) = hsm() else { return };
     let cfg = cfg(hsm, "rsa-sha256");
     match Pkcs11Kek::init(&cfg, Pkcs11KeyKind::RsaOaep(OaepHash::Sha256)) {
@@ -295,6 +309,7 @@ fn rsa_oaep_sha256_on_softhsm_fails_cleanly() {
 
 #[test]
 fn existing_label_is_refused() {
+    let _serial = serial();
     let (Some(hsm), Some(_)) = (hsm(), aes_kek()) else {
         return;
     };
@@ -306,6 +321,7 @@ fn existing_label_is_refused() {
 
 #[test]
 fn kind_is_inferred_without_a_record() {
+    let _serial = serial();
     let Some(hsm) = hsm() else { return };
     let cfg = cfg(hsm, "aes-no-record");
     let kek = Pkcs11Kek::init(&cfg, Pkcs11KeyKind::AesKeyWrap).unwrap();
@@ -318,6 +334,7 @@ fn kind_is_inferred_without_a_record() {
 
 #[test]
 fn wrong_pin_unknown_token_and_missing_key_are_clear_errors() {
+    let _serial = serial();
     let Some(hsm) = hsm() else { return };
     let wrong_pin = Pkcs11Config::new(&hsm.module, IDLE_TOKEN, Zeroizing::new("000000".into()));
     let err = Pkcs11Kek::open(&wrong_pin).unwrap_err();
@@ -340,6 +357,7 @@ fn wrong_pin_unknown_token_and_missing_key_are_clear_errors() {
 
 #[test]
 fn debug_output_holds_no_secrets() {
+    let _serial = serial();
     let (Some(hsm), Some(rsa), Some(aes)) = (hsm(), rsa_kek(), aes_kek()) else {
         return;
     };
