@@ -192,6 +192,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn authorize(
     Extension(svc): Extension<Arc<AuthService>>,
+    parts: axum::http::Extensions,
     query: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(params)) = query else {
@@ -201,7 +202,7 @@ async fn authorize(
             "the authorization request is malformed (a parameter may be repeated)",
         );
     };
-    match svc.start_authorization(&params) {
+    match svc.start_authorization(&params, origin(&parts)) {
         Ok(id) => {
             let client = svc.pending_client(&id).unwrap_or_default();
             let mut resp = pages::password_form(StatusCode::OK, &id, &client, None);

@@ -81,9 +81,9 @@ async fn wrong_password_and_unknown_user_take_the_same_time() {
         let svc = svc.clone();
         let params = params.clone();
         async move {
-            let login = svc.start_authorization(&params).unwrap();
             // A distinct source per attempt: per-address throttling stays out of the way.
             let origin = Origin { ip: Some(std::net::IpAddr::from([10, 0, ip, 1])) };
+            let login = svc.start_authorization(&params, origin).unwrap();
             let t = Instant::now();
             let step = svc.login_password(&login, &name, Zeroizing::new("a wrong password!".into()), origin).await;
             let secs = t.elapsed().as_secs_f64();

@@ -870,3 +870,29 @@ async fn upkeep_rotates_a_key_older_than_its_rotation_period() {
     assert!(kids.iter().any(|k| *k != kid), "a new key is active: {kids:?}");
     assert!(h.audit.events().iter().any(|e| e.kind == "signing.rotate"));
 }
+
+#[tokio::test]
+async fn one_source_flooding_authorize_cannot_evict_other_logins() {
+    use seqshield_auth::service::authorize::{AuthorizeParams, MAX_PENDING_LOGINS_PER_SOURCE};
+    use seqshield_auth::service::Origin;
+    let h = harness();
+    let params = AuthorizeParams {
+        response_type: Some("code".into()),
+        client_id: Some("cli".into()),
+        redirect_uri: Some("http://127.0.0.1/callback".into()),
+        scope: Some("openid".into()),
+        state: Some("s".into()),
+        nonce: Some("n".into()),
+        code_challenge: Some(pkce::s256(&"a".repeat(43))),
+        code_challenge_method: Some("S256".into()),
+    };
+    let victim = Origin { ip: Some([192, 168, 1, 7].into()) };
+    let attacker = Origin { ip: Some([203, 0, 113, 9].into()) };
+    let theirs = h.svc.start_authorization(&params, victim).unwrap();
+    let first_flood = h.svc.start_authorization(&params, attacker).unwrap();
+    for _ in 0..MAX_PENDING_LOGINS_PER_SOURCE * 4 {
+        h.svc.start_authorization(&params, attacker).unwrap();
+    }
+    assert!(h.svc.pending_client(&theirs).is_some(), "the victim's login survives the flood");
+    assert!(h.svc.pending_client(&first_flood).is_none(), "the flooder loses its own oldest login");
+}

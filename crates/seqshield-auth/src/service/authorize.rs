@@ -16,6 +16,8 @@ use crate::policy::{Effect, Request, Stage};
 use crate::store::{CodeRecord, StoreError};
 use crate::{password, pkce, totp, Clearance, ScopeSet};
 
+/// Most logins in progress from one source address at once.
+pub const MAX_PENDING_LOGINS_PER_SOURCE: usize = 32;
 /// Longest `state` or `nonce` accepted, in bytes.
 pub const MAX_STATE_LEN: usize = 512;
 /// Longest redirect URI accepted, in bytes.
@@ -64,6 +66,9 @@ pub(crate) struct Pending {
     req: AuthzRequest,
     created: u64,
     user: Option<String>,
+    source: Option<std::net::IpAddr>,
+    /// Order of creation (timestamps tie within a second).
+    seq: u64,
 }
 
 impl Pending {
@@ -167,7 +172,7 @@ impl AuthService {
 
     /// Validates an authorization request and starts a login; returns the
     /// login id.
-    pub fn start_authorization(&self, p: &AuthorizeParams) -> Result<String, AuthorizeFailure> {
+    pub fn start_authorization(&self, p: &AuthorizeParams, origin: Origin) -> Result<String, AuthorizeFailure> {
         let page = |d| AuthorizeFailure::Page(OAuthError::invalid_request(d));
         let client_id = p.client_id.as_deref().filter(|c| !c.is_empty()).ok_or(page("client_id is required"))?;
         let client = match self.store.client(client_id) {
@@ -232,12 +237,22 @@ impl AuthService {
         let now = self.now();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, v| v.fresh(now));
-        if pending.len() >= MAX_PENDING_LOGINS {
-            if let Some(oldest) = pending.iter().min_by_key(|(_, v)| v.created).map(|(k, _)| k.clone()) {
-                pending.remove(&oldest);
-            }
+        // One source cannot push out everyone else's logins: past its own
+        // cap, it loses its own oldest login first.
+        let mine = pending.values().filter(|v| v.source == origin.ip).count();
+        let evict = if mine >= MAX_PENDING_LOGINS_PER_SOURCE {
+            pending.iter().filter(|(_, v)| v.source == origin.ip).min_by_key(|(_, v)| v.seq).map(|(k, _)| k.clone())
+        } else if pending.len() >= MAX_PENDING_LOGINS {
+            pending.iter().min_by_key(|(_, v)| v.seq).map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        if let Some(k) = evict {
+            pending.remove(&k);
         }
-        pending.insert(id.clone(), Pending { req, created: now, user: None });
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pending.insert(id.clone(), Pending { req, created: now, user: None, source: origin.ip, seq });
         Ok(id)
     }
 
