@@ -239,6 +239,15 @@ fn bound_login<'a>(headers: &HeaderMap, form_login: &'a str) -> Option<&'a str> 
         .map(|()| form_login)
 }
 
+/// The page for a login form posted without its cookie.
+fn other_browser() -> Response {
+    pages::error_page(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "this sign-in was started in another browser; start again",
+    )
+}
+
 fn render(svc: &AuthService, step: LoginStep) -> Response {
     match step {
         LoginStep::Password { pending, message, status } => {
@@ -268,13 +277,7 @@ async fn login_password(
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else { return bad_form() };
-    let Some(login) = bound_login(&headers, &f.login) else {
-        return pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "this sign-in was started in another browser; start again",
-        );
-    };
+    let Some(login) = bound_login(&headers, &f.login) else { return other_browser() };
     let step = svc.login_password(login, &f.username, f.password, origin(&parts)).await;
     render(&svc, step)
 }
@@ -286,13 +289,7 @@ async fn login_totp(
     form: Result<Form<TotpForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else { return bad_form() };
-    let Some(login) = bound_login(&headers, &f.login) else {
-        return pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "this sign-in was started in another browser; start again",
-        );
-    };
+    let Some(login) = bound_login(&headers, &f.login) else { return other_browser() };
     let step = svc.login_totp(login, &f.code, origin(&parts));
     render(&svc, step)
 }

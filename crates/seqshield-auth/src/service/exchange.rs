@@ -188,14 +188,6 @@ impl AuthService {
             ev = ev.with("subject_jti", j.as_str());
         }
         self.audit(ev)?;
-        Ok(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: claims.exp - now,
-            scope: claims.scope.to_string(),
-            refresh_token: None,
-            id_token: None,
-            issued_token_type: Some(TOKEN_TYPE_ACCESS),
-        })
+        Ok(TokenResponse { issued_token_type: Some(TOKEN_TYPE_ACCESS), ..TokenResponse::bearer(access, &claims, now) })
     }
 }

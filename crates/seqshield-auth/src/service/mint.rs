@@ -58,6 +58,22 @@ pub struct TokenResponse {
     pub issued_token_type: Option<&'static str>,
 }
 
+impl TokenResponse {
+    /// The response for a freshly signed access token, without refresh
+    /// token, ID token or exchange type (set those fields as needed).
+    pub fn bearer(access_token: String, claims: &AccessClaims, now: u64) -> Self {
+        Self {
+            access_token,
+            token_type: "Bearer",
+            expires_in: claims.exp.saturating_sub(now),
+            scope: claims.scope.to_string(),
+            refresh_token: None,
+            id_token: None,
+            issued_token_type: None,
+        }
+    }
+}
+
 impl AuthService {
     /// Signs an access token for `g`; returns it with its claims.
     pub(crate) fn mint_access(&self, g: &Grant) -> Result<(String, AccessClaims), OAuthError> {

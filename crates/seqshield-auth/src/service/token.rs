@@ -365,15 +365,7 @@ impl AuthService {
             None
         };
         self.audit_issue(&claims, "authorization_code", origin)?;
-        Ok(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: claims.exp - now,
-            scope: claims.scope.to_string(),
-            refresh_token: Some(refresh),
-            id_token,
-            issued_token_type: None,
-        })
+        Ok(TokenResponse { refresh_token: Some(refresh), id_token, ..TokenResponse::bearer(access, &claims, now) })
     }
 
     fn grant_refresh(
@@ -431,15 +423,7 @@ impl AuthService {
         // The family keeps its original expiry: rotation never extends it.
         let refresh = self.mint_refresh(&RefreshRecord { scope, ..rec })?;
         self.audit_issue(&claims, "refresh_token", origin)?;
-        Ok(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: claims.exp - now,
-            scope: claims.scope.to_string(),
-            refresh_token: Some(refresh),
-            id_token: None,
-            issued_token_type: None,
-        })
+        Ok(TokenResponse { refresh_token: Some(refresh), ..TokenResponse::bearer(access, &claims, now) })
     }
 
     fn grant_client_credentials(
@@ -477,15 +461,7 @@ impl AuthService {
         };
         let (access, claims) = self.mint_access(&grant)?;
         self.audit_issue(&claims, "client_credentials", origin)?;
-        Ok(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: claims.exp - self.now(),
-            scope: claims.scope.to_string(),
-            refresh_token: None,
-            id_token: None,
-            issued_token_type: None,
-        })
+        Ok(TokenResponse::bearer(access, &claims, self.now()))
     }
 
     /// RFC 7009 revocation by the client the token was issued to: a refresh
