@@ -2,11 +2,10 @@
 //! port, a confidential client added by `seqshield client add`, and the
 //! load generator run against it over the gateway's strict TLS 1.3.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
+
+use std::path::Path;
+use std::process::{Command as StdCommand, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
@@ -30,23 +29,9 @@ fn show(out: &Output) -> String {
     )
 }
 
-/// The gateway process, killed however the test ends (a panic included).
-struct Gateway {
-    child: Child,
-    url: String,
-    cert: PathBuf,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Adds the confidential client, then starts `seqshield serve` on a free
 /// port and waits for its ready line.
-fn start(data: &Path) -> Gateway {
+fn start(data: &Path) -> common::Gateway {
     let secret = data.join("client.secret");
     std::fs::write(&secret, SECRET).unwrap();
     let out = sq()
@@ -59,34 +44,10 @@ fn start(data: &Path) -> Gateway {
         .unwrap();
     assert!(out.status.success(), "client add: {}", show(&out));
 
-    let mut child = sq()
-        .args(["--json", "serve", "--data-dir"])
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // Own the child before anything can panic, so Drop reaps it.
-    let mut gw = Gateway { child, url: String::new(), cert: PathBuf::new() };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let line = rx.recv_timeout(Duration::from_secs(180)).expect("serve printed no ready line");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    gw.url = v["url"].as_str().unwrap().to_owned();
-    gw.cert = PathBuf::from(v["cert_path"].as_str().unwrap());
-    gw
+    common::serve(data, PASS)
 }
 
-fn bench(gw: &Gateway, secret_file: &Path, extra: &[&str]) -> Output {
+fn bench(gw: &common::Gateway, secret_file: &Path, extra: &[&str]) -> Output {
     StdCommand::cargo_bin("seqshield")
         .unwrap()
         .args(["--json", "bench", "token", "--url", &gw.url, "--ca-cert"])

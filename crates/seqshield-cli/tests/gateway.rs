@@ -6,11 +6,11 @@
 //! Under `CI` every outside part must be present; elsewhere a missing one
 //! skips its test with a note.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
@@ -63,49 +63,6 @@ fn run_ok(cmd: &mut StdCommand) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-struct Gateway {
-    child: Child,
-    url: String,
-    cert: PathBuf,
-    spki: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `seqshield serve` on a free port and waits for its ready line.
-fn serve(data: &Path) -> Gateway {
-    let mut child = sq()
-        .args(["--json", "serve", "--data-dir"])
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let line = rx.recv_timeout(Duration::from_secs(120)).expect("serve printed no ready line");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    Gateway {
-        child,
-        url: v["url"].as_str().unwrap().to_owned(),
-        cert: PathBuf::from(v["cert_path"].as_str().unwrap()),
-        spki: v["spki_sha256"].as_str().unwrap().to_owned(),
-    }
 }
 
 /// A user and two clients: a public native app and a confidential portal.
@@ -163,7 +120,7 @@ fn independent_oidc_client_completes_discovery_and_code_flow() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let totp_uri = provision(dir.path());
-    let gw = serve(dir.path());
+    let gw = common::serve(dir.path(), PASS);
     let v = judge(
         &py,
         "oidc_client.py",
@@ -201,7 +158,7 @@ fn headless_chromium_logs_in_with_pkce_password_and_totp() {
     }
     let dir = tempfile::tempdir().unwrap();
     let totp_uri = provision(dir.path());
-    let gw = serve(dir.path());
+    let gw = common::serve(dir.path(), PASS);
     let v = judge(
         &py,
         "chromium_login.py",
@@ -254,7 +211,7 @@ clearance = "restricted"
     .unwrap();
     drop(cfg);
     provision(dir.path());
-    let gw = serve(dir.path());
+    let gw = common::serve(dir.path(), PASS);
     let v =
         judge(&py, "federation_check.py", &[&gw.url, gw.cert.to_str().unwrap(), line.trim(), "portal", CLIENT_SECRET]);
     drop(entra);

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 
 import requests
@@ -105,6 +106,16 @@ try:
     def source():
         return call("GET", f"/session/{sid}/source")
 
+    def wait_for(css):
+        """Polls until the next page shows `css`: a click returns before the
+        navigation it starts has finished."""
+        for _ in range(300):
+            try:
+                return find(css)
+            except urllib.error.HTTPError:
+                time.sleep(0.1)
+        raise SystemExit(f"page never showed {css}: {source()[:1000]}")
+
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     url = base + "/authorize?" + urllib.parse.urlencode({
@@ -116,6 +127,7 @@ try:
     type_into("#username", user)
     type_into("#password", password)
     call("POST", f"/session/{sid}/element/{find('#submit')}/click", {})
+    wait_for("#code")
     html = source()
     enrolled = "otpauth://" in html and "<svg" in html
     type_into("#code", fresh_code(secret, used))

@@ -1,0 +1,66 @@
+//! A running `seqshield serve` for end-to-end tests, shared by the test
+//! binaries that need one.
+
+// Each test binary compiles its own copy of this module.
+#![allow(unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+/// The gateway process, killed however the test ends (a panic included).
+pub struct Gateway {
+    child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The gateway's certificate (PEM), to pin.
+    pub cert: PathBuf,
+    /// Base64 SHA-256 of its SubjectPublicKeyInfo (Chromium's pin format).
+    #[allow(dead_code)]
+    pub spki: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `seqshield serve` on a free loopback port over `data` (file KEK
+/// under `passphrase`) and waits for its ready line.
+pub fn serve(data: &Path, passphrase: &str) -> Gateway {
+    let mut child = Command::cargo_bin("seqshield")
+        .unwrap()
+        .env("SEQSHIELD_PASSPHRASE", passphrase)
+        .args(["--json", "serve", "--data-dir"])
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Own the child before anything can panic, so Drop reaps it.
+    let mut gw = Gateway { child, url: String::new(), cert: PathBuf::new(), spki: String::new() };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(Duration::from_secs(180)).expect("serve printed no ready line");
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    gw.url = v["url"].as_str().unwrap().to_owned();
+    gw.cert = PathBuf::from(v["cert_path"].as_str().unwrap());
+    gw.spki = v["spki_sha256"].as_str().unwrap().to_owned();
+    gw
+}
