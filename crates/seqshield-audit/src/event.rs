@@ -375,10 +375,11 @@ impl EventBuilder {
         self
     }
 
-    /// Checks every bound and the privacy rule.
+    /// Checks the privacy rule (first, so a token that is also too long is
+    /// reported as a token) and every bound.
     pub fn build(self) -> Result<Event, EventError> {
-        self.event.check_shape()?;
         self.event.check_privacy()?;
+        self.event.check_shape()?;
         Ok(self.event)
     }
 }
