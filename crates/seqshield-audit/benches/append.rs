@@ -105,6 +105,25 @@ fn verify(c: &mut Criterion) {
     g.bench_function("head_and_events_from_file", |b| b.iter(|| verify_file(&path, true).unwrap()));
     g.bench_function("open_and_rebuild", |b| b.iter(|| AuditLog::open(path.parent().unwrap()).unwrap().root()));
     g.finish();
+
+    let log = AuditLog::open(path.parent().unwrap()).unwrap();
+    let n = log.len();
+    let mut g = c.benchmark_group("proofs_1m");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("inclusion", |b| {
+        b.iter(|| {
+            i = (i + 7919) % n;
+            log.inclusion_proof(i, n).unwrap()
+        })
+    });
+    g.bench_function("consistency", |b| {
+        b.iter(|| {
+            i = (i + 7919) % n;
+            log.consistency_proof(i, n).unwrap()
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, append, verify);

@@ -3,10 +3,11 @@
 //! [`AuditLog::open`] takes a directory, locks its log file against other
 //! writers, recovers it ([`recover`]) and rebuilds the tree;
 //! [`AuditLog::append`] returns an event's index only once `fdatasync`
-//! covered it ([`group`] commit). The tree is kept as every leaf hash (for
-//! proofs) plus its compact right border (for the head after each append in
-//! O(log n)); the head, inclusion proofs and consistency proofs always
-//! describe durable entries only.
+//! covered it ([`group`] commit). The tree is a
+//! [`StoredTree`](seqshield_merkle::StoredTree): every leaf hash plus cached
+//! chunk heads (proofs at any size in O(n / 256 + 256 log n) hashes) and the
+//! compact right border (the head after each append in O(log n)). The head,
+//! inclusion proofs and consistency proofs describe durable entries only.
 
 pub mod group;
 pub mod recover;
@@ -17,7 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
-use seqshield_merkle::{consistency_proof, inclusion_proof, leaf_hash, root_of, CompactTree, Hash};
+use seqshield_merkle::{leaf_hash, Hash, StoredTree};
 
 pub use self::group::MAX_BATCH_BYTES;
 use self::group::{Durable, GroupCommit, Pending};
@@ -40,9 +41,10 @@ pub struct TreeHead {
 
 #[derive(Debug)]
 struct Tree {
-    leaves: Vec<Hash>,
+    hashes: StoredTree,
+    /// File offset of each record.
     offsets: Vec<u64>,
-    compact: CompactTree,
+    /// File offset after the last durable record.
     end: u64,
 }
 
@@ -87,9 +89,8 @@ impl AuditLog {
             recover::sync_dir(dir)?;
         }
         let r = recover::recover(&file, &path, dir)?;
-        let compact = CompactTree::from_leaves(&r.leaves);
         let group = GroupCommit::new(r.leaves.len() as u64, r.end);
-        let tree = Tree { leaves: r.leaves, offsets: r.offsets, compact, end: r.end };
+        let tree = Tree { hashes: StoredTree::from_leaves(r.leaves), offsets: r.offsets, end: r.end };
         Ok(Self { dir: dir.to_owned(), path, file, group, tree: RwLock::new(tree), torn: r.torn })
     }
 
@@ -144,9 +145,8 @@ impl AuditLog {
         let publish = |d: Durable<'_>| {
             let mut t = self.tree.write().unwrap_or_else(|p| p.into_inner());
             for leaf in d.leaves {
-                t.compact.push(*leaf);
+                t.hashes.push(*leaf);
             }
-            t.leaves.extend_from_slice(d.leaves);
             t.offsets.extend_from_slice(d.offsets);
             t.end = d.end;
         };
@@ -155,7 +155,7 @@ impl AuditLog {
 
     /// Number of durable entries.
     pub fn len(&self) -> u64 {
-        self.read_tree().leaves.len() as u64
+        self.read_tree().hashes.len()
     }
 
     /// Whether the log has no entries.
@@ -171,20 +171,21 @@ impl AuditLog {
     /// Size and head together (one consistent snapshot).
     pub fn tree_head(&self) -> TreeHead {
         let t = self.read_tree();
-        TreeHead { size: t.leaves.len() as u64, root: t.compact.root() }
+        TreeHead { size: t.hashes.len(), root: t.hashes.root() }
     }
 
-    /// The head of the tree of the first `size` entries (O(size)).
+    /// The head of the tree of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash, Error> {
         let t = self.read_tree();
-        Ok(root_of(prefix(&t, size)?))
+        check_size(&t, size)?;
+        Ok(t.hashes.root_at(size)?)
     }
 
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, Error> {
         let t = self.read_tree();
         let i = check_index(&t, index)?;
-        Ok(t.leaves[i])
+        Ok(t.hashes.leaves()[i])
     }
 
     /// The bytes of entry `index`, read back from the file and checked
@@ -193,7 +194,7 @@ impl AuditLog {
         let (offset, end, leaf) = {
             let t = self.read_tree();
             let i = check_index(&t, index)?;
-            (t.offsets[i], t.offsets.get(i + 1).copied().unwrap_or(t.end), t.leaves[i])
+            (t.offsets[i], t.offsets.get(i + 1).copied().unwrap_or(t.end), t.hashes.leaves()[i])
         };
         let mut rec = vec![0u8; (end - offset) as usize];
         self.file.read_exact_at(&mut rec, offset).map_err(|source| Error::Read { path: self.path.clone(), source })?;
@@ -216,33 +217,33 @@ impl AuditLog {
     /// entries (RFC 9162 §2.1.3.1).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, Error> {
         let t = self.read_tree();
-        let leaves = prefix(&t, size)?;
-        Ok(inclusion_proof(leaves, usize::try_from(index).unwrap_or(usize::MAX))?)
+        check_size(&t, size)?;
+        Ok(t.hashes.inclusion_proof(index, size)?)
     }
 
     /// The consistency proof from the tree of the first `first` entries to
     /// the tree of the first `second` (RFC 9162 §2.1.4.1).
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, Error> {
         let t = self.read_tree();
-        let leaves = prefix(&t, second)?;
-        Ok(consistency_proof(leaves, usize::try_from(first).unwrap_or(usize::MAX))?)
+        check_size(&t, second)?;
+        Ok(t.hashes.consistency_proof(first, second)?)
     }
 }
 
 fn check_index(t: &Tree, index: u64) -> Result<usize, Error> {
-    let len = t.leaves.len() as u64;
+    let len = t.hashes.len();
     if index >= len {
         return Err(Error::NoSuchEntry { index, len });
     }
     Ok(index as usize)
 }
 
-fn prefix(t: &Tree, size: u64) -> Result<&[Hash], Error> {
-    let len = t.leaves.len() as u64;
+fn check_size(t: &Tree, size: u64) -> Result<(), Error> {
+    let len = t.hashes.len();
     if size > len {
         return Err(Error::SizeBeyondLog { size, len });
     }
-    Ok(&t.leaves[..size as usize])
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,37 +14,44 @@ use crate::range::{root_of, split_point};
 /// `first == 0` the proof is empty (see [`verify_consistency`] for what
 /// such a proof proves). It has at most `ceil(log2(n)) + 1` hashes.
 pub fn consistency_proof(leaves: &[Hash], first: usize) -> Result<Vec<Hash>, ProofError> {
-    let n = leaves.len();
-    if first > n {
-        return Err(ProofError::SizesOutOfOrder { first: first as u64, second: n as u64 });
+    consistency_proof_with(first, leaves.len(), &|a, b| root_of(&leaves[a..b]))
+}
+
+/// `PROOF(first, D[second])` where `mth(a, b)` is `MTH(D[a:b])`.
+pub(crate) fn consistency_proof_with(
+    first: usize,
+    second: usize,
+    mth: &dyn Fn(usize, usize) -> Hash,
+) -> Result<Vec<Hash>, ProofError> {
+    if first > second {
+        return Err(ProofError::SizesOutOfOrder { first: first as u64, second: second as u64 });
     }
     let mut proof = Vec::new();
-    if first > 0 && first < n {
+    if first > 0 && first < second {
         // PROOF(m, D[n]) = SUBPROOF(m, D[n], true)
-        subproof_into(first, leaves, true, &mut proof);
+        subproof_into(first, 0, second, true, mth, &mut proof);
     }
     Ok(proof)
 }
 
-/// `SUBPROOF(m, D[n], b)`, appending to `out`.
-fn subproof_into(m: usize, d: &[Hash], b: bool, out: &mut Vec<Hash>) {
-    let n = d.len();
+/// `SUBPROOF(m, D[start:start+n], b)`, appending to `out`.
+fn subproof_into(m: usize, start: usize, n: usize, b: bool, mth: &dyn Fn(usize, usize) -> Hash, out: &mut Vec<Hash>) {
     if m == n {
         // SUBPROOF(m, D[m], true) = {}; SUBPROOF(m, D[m], false) = {MTH(D[m])}
         if !b {
-            out.push(root_of(d));
+            out.push(mth(start, start + n));
         }
         return;
     }
     let k = split_point(n);
     if m <= k {
         // SUBPROOF(m, D[n], b) = SUBPROOF(m, D[0:k], b) : MTH(D[k:n])
-        subproof_into(m, &d[..k], b, out);
-        out.push(root_of(&d[k..]));
+        subproof_into(m, start, k, b, mth, out);
+        out.push(mth(start + k, start + n));
     } else {
         // SUBPROOF(m, D[n], b) = SUBPROOF(m - k, D[k:n], false) : MTH(D[0:k])
-        subproof_into(m - k, &d[k..], false, out);
-        out.push(root_of(&d[..k]));
+        subproof_into(m - k, start + k, n - k, false, mth, out);
+        out.push(mth(start, start + k));
     }
 }
 

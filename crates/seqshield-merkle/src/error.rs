@@ -12,6 +12,14 @@ pub enum ProofError {
         /// The tree size.
         size: u64,
     },
+    /// A tree size larger than the tree.
+    #[error("tree size {size} is beyond the tree's {len} leaves")]
+    SizeBeyondTree {
+        /// The size asked for.
+        size: u64,
+        /// The tree's size.
+        len: u64,
+    },
     /// A consistency proof from a larger tree to a smaller one.
     #[error("tree size {first} is larger than tree size {second}")]
     SizesOutOfOrder {

@@ -10,18 +10,27 @@ use crate::range::{root_of, split_point};
 /// It has at most `ceil(log2(n))` hashes. Computing it costs O(n) node
 /// hashes, since each element is the `MTH` of a sub-range.
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, ProofError> {
-    if index >= leaves.len() {
-        return Err(ProofError::IndexOutOfRange { index: index as u64, size: leaves.len() as u64 });
+    inclusion_proof_with(leaves.len(), index, &|a, b| root_of(&leaves[a..b]))
+}
+
+/// `PATH(index, D[size])` where `mth(a, b)` is `MTH(D[a:b])`: lets a
+/// caller with cached subtree heads answer faster ([`StoredTree`](crate::StoredTree)).
+pub(crate) fn inclusion_proof_with(
+    size: usize,
+    index: usize,
+    mth: &dyn Fn(usize, usize) -> Hash,
+) -> Result<Vec<Hash>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index: index as u64, size: size as u64 });
     }
     let mut path = Vec::new();
-    path_into(leaves, index, &mut path);
+    path_into(0, size, index, mth, &mut path);
     Ok(path)
 }
 
-/// `PATH(m, D[n])`, appending to `out` in the order of the RFC (leaf level
-/// first).
-fn path_into(d: &[Hash], m: usize, out: &mut Vec<Hash>) {
-    let n = d.len();
+/// `PATH(m, D[start:start+n])`, appending to `out` in the order of the RFC
+/// (leaf level first).
+fn path_into(start: usize, n: usize, m: usize, mth: &dyn Fn(usize, usize) -> Hash, out: &mut Vec<Hash>) {
     if n == 1 {
         // PATH(0, {d(0)}) = {}
         return;
@@ -29,12 +38,12 @@ fn path_into(d: &[Hash], m: usize, out: &mut Vec<Hash>) {
     let k = split_point(n);
     if m < k {
         // PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n])
-        path_into(&d[..k], m, out);
-        out.push(root_of(&d[k..]));
+        path_into(start, k, m, mth, out);
+        out.push(mth(start + k, start + n));
     } else {
         // PATH(m, D[n]) = PATH(m - k, D[k:n]) : MTH(D[0:k])
-        path_into(&d[k..], m - k, out);
-        out.push(root_of(&d[..k]));
+        path_into(start + k, n - k, m - k, mth, out);
+        out.push(mth(start, start + k));
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`CompactTree`]: an append-only tree held as its right border, giving
 //!   the head after each append in O(log n) without storing nodes;
 //! - [`root_of`]: `MTH` of any run of stored leaf hashes;
+//! - [`StoredTree`]: every leaf hash plus cached chunk heads, for proofs at
+//!   any size in O(n / 256 + 256 log n) hashes instead of O(n);
 //! - [`inclusion_proof`] / [`verify_inclusion`]: §2.1.3;
 //! - [`consistency_proof`] / [`verify_consistency`]: §2.1.4.
 //!
@@ -37,6 +39,7 @@ pub mod error;
 pub mod hash;
 pub mod inclusion;
 pub mod range;
+pub mod stored;
 
 pub use compact::CompactTree;
 pub use consistency::{consistency_proof, verify_consistency};
@@ -44,3 +47,4 @@ pub use error::ProofError;
 pub use hash::{empty_root, leaf_hash, node_hash, Hash, LEAF_PREFIX, NODE_PREFIX};
 pub use inclusion::{inclusion_proof, verify_inclusion};
 pub use range::root_of;
+pub use stored::{StoredTree, CHUNK_LEAVES};

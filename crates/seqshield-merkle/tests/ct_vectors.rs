@@ -61,6 +61,8 @@ fn roots_for_every_size() {
     for (i, leaf) in d.iter().enumerate() {
         tree.push(*leaf);
         assert_eq!(tree.root(), roots[i + 1], "compact tree of size {}", i + 1);
+        assert_eq!(StoredTree::from_leaves(d[..=i].to_vec()).root(), roots[i + 1]);
+        assert_eq!(StoredTree::from_leaves(d.clone()).root_at(i as u64 + 1).unwrap(), roots[i + 1]);
         assert_eq!(root_of(&d[..=i]), roots[i + 1], "root_of size {}", i + 1);
     }
 }
@@ -125,6 +127,8 @@ fn inclusion_proofs() {
         let (index, size, want) = (n(&case["index"]), n(&case["size"]), hashes(&case["path"]));
         let got = inclusion_proof(&d[..size], index).unwrap();
         assert_eq!(got, want, "PATH({index}, D[{size}])");
+        let stored = StoredTree::from_leaves(d.clone());
+        assert_eq!(stored.inclusion_proof(index as u64, size as u64).unwrap(), want, "stored PATH({index}, D[{size}])");
         let (i, s) = (index as u64, size as u64);
         assert!(verify_inclusion(&d[index], i, s, &want, &roots[size]), "verify {index} in {size}");
         let wrong = corrupted_inclusion_verifies(&d[index], i, s, &want, &roots[size]);
@@ -181,6 +185,12 @@ fn consistency_proofs() {
         let (first, second, want) = (n(&case["first"]), n(&case["second"]), hashes(&case["proof"]));
         let got = consistency_proof(&d[..second], first).unwrap();
         assert_eq!(got, want, "PROOF({first}, D[{second}])");
+        let stored = StoredTree::from_leaves(d.clone());
+        assert_eq!(
+            stored.consistency_proof(first as u64, second as u64).unwrap(),
+            want,
+            "stored PROOF({first}, D[{second}])"
+        );
         let (m, s) = (first as u64, second as u64);
         assert!(verify_consistency(m, s, &roots[first], &roots[second], &want), "verify {first} -> {second}");
         if !want.is_empty() {

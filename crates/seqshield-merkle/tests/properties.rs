@@ -61,4 +61,15 @@ proptest! {
         let proof = consistency_proof(&forged, first).unwrap();
         prop_assert!(!verify_consistency(first as u64, second as u64, &r1, &root_of(&forged), &proof));
     }
+
+    #[test]
+    fn stored_tree_proofs_equal_the_reference(size in 1usize..3000, index_seed: usize, first_seed: usize) {
+        // Why: the chunk-head shortcut must never change a proof.
+        let d = leaves(size);
+        let tree = StoredTree::from_leaves(d.clone());
+        let (index, first) = (index_seed % size, first_seed % (size + 1));
+        prop_assert_eq!(tree.inclusion_proof(index as u64, size as u64).unwrap(), inclusion_proof(&d, index).unwrap());
+        prop_assert_eq!(tree.consistency_proof(first as u64, size as u64).unwrap(), consistency_proof(&d, first).unwrap());
+        prop_assert_eq!(tree.root_at(first as u64).unwrap(), root_of(&d[..first]));
+    }
 }
