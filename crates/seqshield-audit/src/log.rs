@@ -4,7 +4,7 @@
 //! writers, recovers it ([`recover`]) and rebuilds the tree;
 //! [`AuditLog::append`] returns an event's index only once `fdatasync`
 //! covered it ([`group`] commit). The tree is a
-//! [`StoredTree`](seqshield_merkle::StoredTree): every leaf hash plus cached
+//! [`StoredTree`]: every leaf hash plus cached
 //! chunk heads (proofs at any size in O(n / 256 + 256 log n) hashes) and the
 //! compact right border (the head after each append in O(log n)). The head,
 //! inclusion proofs and consistency proofs describe durable entries only.
@@ -273,60 +273,49 @@ mod tests {
         std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
     }
 
-    /// The CT leaf inputs and roots (transparency-dev/merkle
-    /// `testonly/constants.go`; all of `tests/vectors/merkle/ct.json`, also
-    /// checked by hashlib, is run by the seqshield-merkle tests).
-    const CT_LEAVES: [&str; 8] =
-        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
-    const CT_ROOTS: [&str; 8] = [
-        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-    ];
+    /// `tests/vectors/merkle/ct.json`: the Certificate Transparency
+    /// vectors (github.com/transparency-dev/merkle), each also recomputed
+    /// by hashlib in `tests/vectors/merkle/check.py`.
+    fn ct() -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/merkle/ct.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn strings(v: &serde_json::Value) -> Vec<String> {
+        v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+    }
 
     #[test]
     fn ct_vectors_through_the_file() {
         // Why: the roots must come out right through the storage path too
         // (record framing, group commit, recovery), not only in memory.
+        let v = ct();
+        let (inputs, roots) = (strings(&v["leaves"]["hex"]), strings(&v["roots"]["hex"]));
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
-        assert_eq!(hex::encode(log.root()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-        for (i, input) in CT_LEAVES.iter().enumerate() {
+        assert_eq!(hex::encode(log.root()), roots[0]);
+        for (i, input) in inputs.iter().enumerate() {
             let entry = hex::decode(input).unwrap();
             assert_eq!(log.append_entries(std::slice::from_ref(&entry)).unwrap(), i as u64..i as u64 + 1);
-            assert_eq!(hex::encode(log.root()), CT_ROOTS[i], "size {}", i + 1);
+            assert_eq!(hex::encode(log.root()), roots[i + 1], "size {}", i + 1);
             assert_eq!(log.entry(i as u64).unwrap(), entry);
         }
-        // transparency-dev/merkle proof/verify_test.go: leaf 6 (1-based) of 8, and 6 -> 8.
-        let path: Vec<String> = log.inclusion_proof(5, 8).unwrap().iter().map(hex::encode).collect();
-        assert_eq!(
-            path,
-            [
-                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"
-            ]
-        );
-        let proof: Vec<String> = log.consistency_proof(6, 8).unwrap().iter().map(hex::encode).collect();
-        assert_eq!(
-            proof,
-            [
-                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"
-            ]
-        );
+        for case in v["inclusion"]["cases"].as_array().unwrap() {
+            let (i, n) = (case["index"].as_u64().unwrap(), case["size"].as_u64().unwrap());
+            let path: Vec<String> = log.inclusion_proof(i, n).unwrap().iter().map(hex::encode).collect();
+            assert_eq!(path, strings(&case["path"]), "PATH({i}, D[{n}])");
+        }
+        for case in v["consistency"]["cases"].as_array().unwrap() {
+            let (m, n) = (case["first"].as_u64().unwrap(), case["second"].as_u64().unwrap());
+            let proof: Vec<String> = log.consistency_proof(m, n).unwrap().iter().map(hex::encode).collect();
+            assert_eq!(proof, strings(&case["proof"]), "PROOF({m}, D[{n}])");
+        }
         drop(log);
         let log = AuditLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 8);
-        assert_eq!(hex::encode(log.root()), CT_ROOTS[7], "rebuilt on open");
-        for (size, root) in CT_ROOTS.iter().enumerate() {
-            assert_eq!(hex::encode(log.root_at(size as u64 + 1).unwrap()), *root);
+        assert_eq!(hex::encode(log.root()), roots[8], "rebuilt on open");
+        for (size, root) in roots.iter().enumerate() {
+            assert_eq!(hex::encode(log.root_at(size as u64).unwrap()), *root);
         }
         assert_eq!(crate::verify_file(log.path(), false).unwrap().root, log.root());
     }

@@ -141,6 +141,7 @@ impl GroupCommit {
         path: &Path,
         publish: &dyn Fn(Durable<'_>),
     ) -> Result<Range<u64>, Error> {
+        debug_assert!(!records.is_empty(), "callers skip empty appends");
         let me = Arc::new(Waiter { thread: thread::current(), state: AtomicU8::new(WAITING) });
         let (range, lead) = {
             let mut st = self.lock();
