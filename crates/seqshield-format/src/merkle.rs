@@ -5,41 +5,22 @@
 //! than the leaf count). A segment's leaf data is its authentication tag plus
 //! its position (see [`segment_leaf`] and `docs/format.md` §5 for why that is
 //! enough).
+//!
+//! The tree itself is `seqshield-merkle`, shared with the audit log; this
+//! module re-exports it under the names the format has always used.
 
-use aws_lc_rs::digest;
+pub use seqshield_merkle::CompactTree as MerkleBuilder;
+pub use seqshield_merkle::{
+    empty_root, leaf_hash, node_hash, root_of, verify_inclusion, Hash, LEAF_PREFIX, NODE_PREFIX,
+};
 
-/// A SHA-256 hash.
-pub type Hash = [u8; 32];
-
-/// Domain-separation prefix of leaf hashes (RFC 9162 §2.1.1).
-pub const LEAF_PREFIX: u8 = 0x00;
-/// Domain-separation prefix of interior node hashes (RFC 9162 §2.1.1).
-pub const NODE_PREFIX: u8 = 0x01;
-
-/// `SHA-256(0x00 ‖ data)`.
-pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(&[LEAF_PREFIX]);
-    ctx.update(data);
-    to_hash(ctx.finish())
-}
-
-/// `SHA-256(0x01 ‖ left ‖ right)`.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut buf = [0u8; 65];
-    buf[0] = NODE_PREFIX;
-    buf[1..33].copy_from_slice(left);
-    buf[33..].copy_from_slice(right);
-    to_hash(digest::digest(&digest::SHA256, &buf))
-}
-
-/// The root of an empty tree: `SHA-256("")` (RFC 9162 §2.1.1).
-pub fn empty_root() -> Hash {
-    to_hash(digest::digest(&digest::SHA256, b""))
-}
-
-fn to_hash(d: digest::Digest) -> Hash {
-    d.as_ref().try_into().expect("SHA-256 digests are 32 bytes")
+/// An inclusion proof for leaf `index` (RFC 9162 §2.1.3.1 `PATH`).
+///
+/// # Panics
+///
+/// If `index` is not below `leaves.len()`.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
+    seqshield_merkle::inclusion_proof(leaves, index).expect("leaf index out of range")
 }
 
 /// Length of a segment's leaf data.
@@ -53,126 +34,6 @@ pub fn segment_leaf(index: u64, last: bool, ciphertext_len: u32, tag: &[u8; 16])
     d[9..13].copy_from_slice(&ciphertext_len.to_be_bytes());
     d[13..].copy_from_slice(tag);
     leaf_hash(&d)
-}
-
-/// Computes a Merkle tree head from leaf hashes pushed in order, in
-/// O(log n) memory.
-#[derive(Clone, Debug, Default)]
-pub struct MerkleBuilder {
-    /// Roots of perfect subtrees, left to right, with strictly decreasing
-    /// sizes; the sizes are the binary digits of `count`.
-    stack: Vec<(u32, Hash)>,
-    count: u64,
-}
-
-impl MerkleBuilder {
-    /// An empty tree.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a leaf hash.
-    pub fn push(&mut self, leaf: Hash) {
-        let mut level = 0u32;
-        let mut h = leaf;
-        while let Some(&(top_level, top)) = self.stack.last() {
-            if top_level != level {
-                break;
-            }
-            self.stack.pop();
-            h = node_hash(&top, &h);
-            level += 1;
-        }
-        self.stack.push((level, h));
-        self.count += 1;
-    }
-
-    /// Number of leaves pushed.
-    pub fn len(&self) -> u64 {
-        self.count
-    }
-
-    /// Whether no leaf was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The tree head (RFC 9162 `MTH`) of the leaves pushed so far.
-    pub fn root(&self) -> Hash {
-        let mut iter = self.stack.iter().rev();
-        let Some(&(_, mut h)) = iter.next() else {
-            return empty_root();
-        };
-        for (_, left) in iter {
-            h = node_hash(left, &h);
-        }
-        h
-    }
-}
-
-/// The tree head of `leaves` by the recursive definition of RFC 9162
-/// §2.1.1. Reference implementation for tests and small trees.
-pub fn root_of(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => empty_root(),
-        1 => leaves[0],
-        n => {
-            let k = largest_power_of_two_below(n);
-            node_hash(&root_of(&leaves[..k]), &root_of(&leaves[k..]))
-        }
-    }
-}
-
-fn largest_power_of_two_below(n: usize) -> usize {
-    debug_assert!(n > 1);
-    1 << (usize::BITS - (n - 1).leading_zeros() - 1)
-}
-
-/// An inclusion proof for leaf `index` (RFC 9162 §2.1.3.1 `PATH`).
-pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
-    assert!(index < leaves.len(), "leaf index out of range");
-    let n = leaves.len();
-    if n == 1 {
-        return Vec::new();
-    }
-    let k = largest_power_of_two_below(n);
-    if index < k {
-        let mut p = inclusion_proof(&leaves[..k], index);
-        p.push(root_of(&leaves[k..]));
-        p
-    } else {
-        let mut p = inclusion_proof(&leaves[k..], index - k);
-        p.push(root_of(&leaves[..k]));
-        p
-    }
-}
-
-/// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
-    if index >= size {
-        return false;
-    }
-    let (mut fn_, mut sn) = (index, size - 1);
-    let mut r = *leaf;
-    for p in proof {
-        if sn == 0 {
-            return false;
-        }
-        if fn_ & 1 == 1 || fn_ == sn {
-            r = node_hash(p, &r);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        fn_ >>= 1;
-        sn >>= 1;
-    }
-    sn == 0 && &r == root
 }
 
 #[cfg(test)]
