@@ -89,7 +89,7 @@ impl AuditLog {
             recover::sync_dir(dir)?;
         }
         let r = recover::recover(&file, &path, dir)?;
-        let group = GroupCommit::new(r.leaves.len() as u64, r.end);
+        let group = GroupCommit::new(r.leaves.len() as u64, r.end, r.chain);
         let tree = Tree { hashes: StoredTree::from_leaves(r.leaves), offsets: r.offsets, end: r.end };
         Ok(Self { dir: dir.to_owned(), path, file, group, tree: RwLock::new(tree), torn: r.torn })
     }
@@ -134,9 +134,9 @@ impl AuditLog {
             if entry.len() > MAX_ENTRY_LEN {
                 return Err(Error::EntryTooLarge { len: entry.len(), max: MAX_ENTRY_LEN });
             }
-            let mut rec = Vec::with_capacity(entry.len() + RECORD_OVERHEAD);
-            record::encode(entry, &mut rec);
-            pending.push(Pending { record: rec, leaf: leaf_hash(entry) });
+            let mut head = Vec::with_capacity(entry.len() + RECORD_OVERHEAD);
+            let crc = record::encode_head(entry, &mut head);
+            pending.push(Pending { head, crc, leaf: leaf_hash(entry) });
         }
         if pending.is_empty() {
             let len = self.len();
@@ -269,6 +269,12 @@ mod tests {
         std::fs::metadata(log.path()).unwrap().len()
     }
 
+    /// The chain value of the last record of the file at `path`.
+    fn chain_of(path: &Path) -> Hash {
+        let bytes = std::fs::read(path).unwrap();
+        bytes[bytes.len() - 36..bytes.len() - 4].try_into().unwrap()
+    }
+
     fn append_bytes(path: &Path, bytes: &[u8]) {
         std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
     }
@@ -389,7 +395,9 @@ mod tests {
         let (root, end) = (log.root(), file_len(&log));
         drop(log);
         let mut last = Vec::new();
-        record::encode(&event(3).to_entry(), &mut last);
+        let entry = event(3).to_entry();
+        let chain = record::chain_hash(&chain_of(&dir.path().join(LOG_FILE)), &leaf_hash(&entry));
+        record::encode(&entry, &chain, &mut last);
         for cut in 1..last.len() {
             append_bytes(&dir.path().join(LOG_FILE), &last[..cut]);
             let log = AuditLog::open(dir.path()).unwrap();

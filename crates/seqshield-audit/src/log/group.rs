@@ -30,6 +30,7 @@ use std::thread::{self, Thread};
 use seqshield_merkle::Hash;
 
 use crate::error::Error;
+use crate::record::{self, CHAIN_LEN};
 
 /// Most bytes one batch writes (1 MiB). Bounds what a crash can tear off
 /// the end of the file: recovery refuses to cut more than one batch.
@@ -53,10 +54,13 @@ impl Storage for File {
     }
 }
 
-/// A record waiting to be written, and its leaf hash.
+/// A record waiting to be written: its first part
+/// ([`record::encode_head`]), the checksum so far, and its leaf hash. The
+/// leader adds the chain value and checksum when the record has its place.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub(crate) record: Vec<u8>,
+    pub(crate) head: Vec<u8>,
+    pub(crate) crc: u32,
     pub(crate) leaf: Hash,
 }
 
@@ -113,18 +117,27 @@ struct State {
     poisoned: Option<io::ErrorKind>,
 }
 
+/// What only the leader touches.
+#[derive(Debug)]
+struct Writer {
+    /// The batch buffer, reused.
+    buf: Vec<u8>,
+    /// Chain value of the last durable record.
+    chain: Hash,
+}
+
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
-    /// The leader's batch buffer, reused.
-    buf: Mutex<Vec<u8>>,
+    writer: Mutex<Writer>,
 }
 
 impl GroupCommit {
-    /// Appends go at `end`; `len` entries are already in the file.
-    pub(crate) fn new(len: u64, end: u64) -> Self {
+    /// Appends go at `end`; `len` entries are already in the file, the last
+    /// with chain value `chain`.
+    pub(crate) fn new(len: u64, end: u64, chain: Hash) -> Self {
         let state = State { queue: VecDeque::new(), appended: len, durable: len, end, leading: false, poisoned: None };
-        Self { state: Mutex::new(state), buf: Mutex::new(Vec::new()) }
+        Self { state: Mutex::new(state), writer: Mutex::new(Writer { buf: Vec::new(), chain }) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -189,10 +202,11 @@ impl GroupCommit {
                 let mut batch = Vec::new();
                 let mut bytes = 0;
                 while let Some(q) = st.queue.front() {
-                    if !batch.is_empty() && bytes + q.pending.record.len() > MAX_BATCH_BYTES {
+                    let len = q.pending.head.len() + CHAIN_LEN + 4;
+                    if !batch.is_empty() && bytes + len > MAX_BATCH_BYTES {
                         break;
                     }
-                    bytes += q.pending.record.len();
+                    bytes += len;
                     batch.push(st.queue.pop_front().expect("front exists"));
                 }
                 (batch, st.end)
@@ -253,17 +267,22 @@ impl GroupCommit {
         path: &Path,
         publish: &dyn Fn(Durable<'_>),
     ) -> Result<u64, Error> {
-        let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Writer { buf, chain: last } = &mut *w;
         buf.clear();
         let mut offsets = Vec::with_capacity(batch.len());
         let mut leaves = Vec::with_capacity(batch.len());
+        let mut chain = *last;
         for q in batch {
             offsets.push(start + buf.len() as u64);
             leaves.push(q.pending.leaf);
-            buf.extend_from_slice(&q.pending.record);
+            chain = record::chain_hash(&chain, &q.pending.leaf);
+            buf.extend_from_slice(&q.pending.head);
+            record::encode_tail(q.pending.crc, &chain, buf);
         }
-        file.write_all_at(&buf, start).map_err(|source| Error::Write { path: path.to_owned(), source })?;
+        file.write_all_at(buf, start).map_err(|source| Error::Write { path: path.to_owned(), source })?;
         file.sync_data().map_err(|source| Error::Sync { path: path.to_owned(), source })?;
+        *last = chain;
         let end = start + buf.len() as u64;
         publish(Durable { leaves: &leaves, offsets: &offsets, end });
         Ok(end)
@@ -305,11 +324,11 @@ mod tests {
     }
 
     fn pending(tag: u32) -> Pending {
-        Pending { record: tag.to_be_bytes().to_vec(), leaf: [0; 32] }
+        Pending { head: tag.to_be_bytes().to_vec(), crc: 0, leaf: [0; 32] }
     }
 
     fn run(fake: &Fake, threads: u32, per: u32) -> (Vec<Result<Range<u64>, Error>>, Vec<u64>) {
-        let group = GroupCommit::new(0, 0);
+        let group = GroupCommit::new(0, 0, record::GENESIS);
         let published = Mutex::new(Vec::new());
         let publish = |d: Durable<'_>| published.lock().unwrap().extend_from_slice(d.offsets);
         let results = std::thread::scope(|s| {
@@ -339,8 +358,15 @@ mod tests {
         let mut indices: Vec<u64> = results.into_iter().flat_map(|r| r.unwrap()).collect();
         indices.sort_unstable();
         assert_eq!(indices, (0..indices.len() as u64).collect::<Vec<_>>(), "each index once");
-        assert_eq!(offsets, (0..indices.len() as u64).map(|i| i * 4).collect::<Vec<_>>(), "published in order");
-        assert_eq!(bytes.len(), indices.len() * 4);
+        // Each fake record: 4 tag bytes, the chain value, the checksum.
+        let len = 4 + CHAIN_LEN as u64 + 4;
+        assert_eq!(offsets, (0..indices.len() as u64).map(|i| i * len).collect::<Vec<_>>(), "published in order");
+        assert_eq!(bytes.len() as u64, indices.len() as u64 * len);
+        let mut chain = record::GENESIS;
+        for rec in bytes.chunks(len as usize) {
+            chain = record::chain_hash(&chain, &[0; 32]);
+            assert_eq!(&rec[4..36], &chain, "chain values follow file order");
+        }
         assert!(fake.syncs.load(Ordering::SeqCst) < indices.len() / 4, "syncs are shared");
     }
 

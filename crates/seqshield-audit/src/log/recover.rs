@@ -15,7 +15,7 @@ use seqshield_merkle::{leaf_hash, Hash};
 
 use super::group::MAX_BATCH_BYTES;
 use crate::error::Error;
-use crate::record::{Damage, Scanner, Step, MAGIC, MAX_ENTRY_LEN, RECORD_OVERHEAD};
+use crate::record::{chain_hash, Damage, Scanner, Step, GENESIS, MAGIC, MAX_ENTRY_LEN, RECORD_OVERHEAD};
 
 /// Most bytes recovery cuts from the end of the file: one batch, plus one
 /// record (a batch always takes at least one record, however large).
@@ -43,6 +43,8 @@ pub(crate) struct Recovered {
     pub(crate) leaves: Vec<Hash>,
     pub(crate) offsets: Vec<u64>,
     pub(crate) end: u64,
+    /// Chain value of the last intact record.
+    pub(crate) chain: Hash,
     pub(crate) torn: Option<TornTail>,
 }
 
@@ -63,7 +65,7 @@ pub(crate) fn recover(file: &File, path: &Path, dir: &Path) -> Result<Recovered,
         file.write_all_at(&MAGIC, 0).map_err(|source| Error::Write { path: path.to_owned(), source })?;
         file.sync_all().map_err(sync_err)?;
         sync_dir(dir)?;
-        return Ok(Recovered { leaves: Vec::new(), offsets: Vec::new(), end: magic_len, torn: None });
+        return Ok(Recovered { leaves: Vec::new(), offsets: Vec::new(), end: magic_len, chain: GENESIS, torn: None });
     }
     let mut head = [0u8; MAGIC.len()];
     file.read_exact_at(&mut head, 0).map_err(read_err)?;
@@ -74,11 +76,18 @@ pub(crate) fn recover(file: &File, path: &Path, dir: &Path) -> Result<Recovered,
     let mut reader = file;
     reader.seek(SeekFrom::Start(magic_len)).map_err(read_err)?;
     let mut scanner = Scanner::new(BufReader::with_capacity(SCAN_BUFFER, reader), magic_len);
-    let (mut leaves, mut offsets) = (Vec::new(), Vec::new());
+    let (mut leaves, mut offsets, mut last) = (Vec::new(), Vec::new(), GENESIS);
     let damaged = loop {
         match scanner.next_record().map_err(read_err)? {
-            Step::Record { offset, entry } => {
-                leaves.push(leaf_hash(entry));
+            Step::Record { offset, entry, chain } => {
+                let leaf = leaf_hash(entry);
+                last = chain_hash(&last, &leaf);
+                if chain != last {
+                    // Not a crash: someone changed the file. Refuse, cut nothing.
+                    let tail = len - offset;
+                    return Err(Error::Corrupt { path: path.to_owned(), offset, tail, damage: Damage::BrokenChain });
+                }
+                leaves.push(leaf);
                 offsets.push(offset);
             }
             Step::End => break None,
@@ -86,7 +95,7 @@ pub(crate) fn recover(file: &File, path: &Path, dir: &Path) -> Result<Recovered,
         }
     };
     let Some((offset, damage)) = damaged else {
-        return Ok(Recovered { leaves, offsets, end: len, torn: None });
+        return Ok(Recovered { leaves, offsets, end: len, chain: last, torn: None });
     };
     let tail = len - offset;
     if tail > MAX_TORN_TAIL {
@@ -95,7 +104,8 @@ pub(crate) fn recover(file: &File, path: &Path, dir: &Path) -> Result<Recovered,
     let saved_as = save_tail(file, path, dir, offset, tail)?;
     file.set_len(offset).map_err(|source| Error::Truncate { path: path.to_owned(), source })?;
     file.sync_all().map_err(sync_err)?;
-    Ok(Recovered { leaves, offsets, end: offset, torn: Some(TornTail { offset, len: tail, damage, saved_as }) })
+    let torn = Some(TornTail { offset, len: tail, damage, saved_as });
+    Ok(Recovered { leaves, offsets, end: offset, chain: last, torn })
 }
 
 /// Copies the bytes from `offset` to the end into a new file beside the
