@@ -93,6 +93,32 @@ pub enum EventError {
     NotCanonical,
 }
 
+/// What is wrong with one signed tree head.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeadError {
+    /// The line is not a head.
+    #[error("not a signed tree head: {0}")]
+    Malformed(String),
+    /// The origin is empty, too long or not printable ASCII.
+    #[error("bad origin line")]
+    BadOrigin,
+    /// Signed by another key than the one expected.
+    #[error("signed by key {signed_by}, not the expected key {expected}")]
+    OtherKey {
+        /// The key the head names.
+        signed_by: String,
+        /// The key it should name.
+        expected: String,
+    },
+    /// An algorithm the key does not use.
+    #[error("signature algorithm {0:?} does not match the key")]
+    Algorithm(String),
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
 /// Why the log could not be opened, appended to or read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -216,6 +242,50 @@ pub enum Error {
     /// An event could not be built or decoded.
     #[error(transparent)]
     Event(#[from] EventError),
+    /// Signing a tree head failed.
+    #[error("signing the tree head failed: {0}")]
+    Sign(String),
+    /// An origin that is not one line of printable ASCII (at most 128 bytes).
+    #[error("bad log origin {0:?}: one line of printable ASCII, at most 128 bytes")]
+    BadOrigin(String),
+    /// A witness checkpoint that cannot be used.
+    #[error("bad witness checkpoint {0}")]
+    BadCheckpoint(String),
+    /// The log has no signing key.
+    #[error("this audit log was opened without a signing key")]
+    Unsigned,
+    /// A line of the heads file is not a valid head.
+    #[error("heads file {path}, head {number}: {problem}")]
+    BadHead {
+        /// The heads file.
+        path: PathBuf,
+        /// Which head (1-based line).
+        number: usize,
+        /// What is wrong.
+        problem: HeadError,
+    },
+    /// The latest signed head is beyond the log: acknowledged entries are
+    /// missing (the file was cut or replaced). Refused, nothing changed.
+    #[error(
+        "audit log {path} has {len} entries but a signed tree head covers {size}: entries {len}..{size} are missing"
+    )]
+    HeadBeyondLog {
+        /// The log file.
+        path: PathBuf,
+        /// The head's size.
+        size: u64,
+        /// The log's size.
+        len: u64,
+    },
+    /// The log's tree at a signed head's size has another root: the log
+    /// was changed after it was signed. Refused, nothing changed.
+    #[error("audit log {path} does not match its signed tree head at size {size}: run `seqshield audit verify`")]
+    HeadMismatch {
+        /// The log file.
+        path: PathBuf,
+        /// The head's size.
+        size: u64,
+    },
     /// A proof was asked for with arguments that name no proof.
     #[error(transparent)]
     Proof(#[from] seqshield_merkle::ProofError),

@@ -45,16 +45,20 @@
 
 pub mod error;
 pub mod event;
+pub mod head;
 pub mod log;
 pub mod record;
 #[cfg(feature = "auth")]
 mod sink;
 pub mod verify;
+pub mod witness;
 
 /// The RFC 9162 tree, re-exported for verifiers.
 pub use seqshield_merkle as merkle;
 
-pub use error::{Error, EventError};
+pub use error::{Error, EventError, HeadError};
 pub use event::{Decision, DetailValue, Details, Event, EventBuilder, Timestamp, Who};
-pub use log::{AuditLog, TornTail, TreeHead};
-pub use verify::{verify_file, Verified};
+pub use head::SignedTreeHead;
+pub use log::{AuditLog, HeadPolicy, HeadTimer, TornTail, TreeHead};
+pub use verify::{verify_file, verify_log, Finding, Problem, Report, Verified, VerifyOptions};
+pub use witness::Checkpoint;

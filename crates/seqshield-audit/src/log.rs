@@ -11,6 +11,7 @@
 
 pub mod group;
 pub mod recover;
+mod signing;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::ops::Range;
@@ -23,6 +24,8 @@ use seqshield_merkle::{leaf_hash, Hash, StoredTree};
 pub use self::group::MAX_BATCH_BYTES;
 use self::group::{Durable, GroupCommit, Pending};
 pub use self::recover::{TornTail, MAX_TORN_TAIL};
+use self::signing::Signing;
+pub use self::signing::{HeadPolicy, HeadTimer};
 use crate::error::Error;
 use crate::event::Event;
 use crate::record::{self, MAX_ENTRY_LEN, RECORD_OVERHEAD};
@@ -60,6 +63,7 @@ pub struct AuditLog {
     group: GroupCommit,
     tree: RwLock<Tree>,
     torn: Option<TornTail>,
+    signing: Option<Signing>,
 }
 
 impl AuditLog {
@@ -91,7 +95,7 @@ impl AuditLog {
         let r = recover::recover(&file, &path, dir)?;
         let group = GroupCommit::new(r.leaves.len() as u64, r.end, r.chain);
         let tree = Tree { hashes: StoredTree::from_leaves(r.leaves), offsets: r.offsets, end: r.end };
-        Ok(Self { dir: dir.to_owned(), path, file, group, tree: RwLock::new(tree), torn: r.torn })
+        Ok(Self { dir: dir.to_owned(), path, file, group, tree: RwLock::new(tree), torn: r.torn, signing: None })
     }
 
     /// The log directory.
@@ -150,7 +154,11 @@ impl AuditLog {
             t.offsets.extend_from_slice(d.offsets);
             t.end = d.end;
         };
-        self.group.commit(pending, &self.file, &self.path, &publish)
+        let range = self.group.commit(pending, &self.file, &self.path, &publish)?;
+        if let Some(s) = &self.signing {
+            s.appended(range.end);
+        }
+        Ok(range)
     }
 
     /// Number of durable entries.

@@ -51,6 +51,26 @@ pub enum KeyError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A public key given for signature verification is malformed.
+    #[error("invalid signature verification key: {reason}")]
+    InvalidVerifyingKey {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A key is well formed but not of a kind we sign or verify with.
+    #[error("unsupported signing key: {found}; expected an EC P-384 key (id-ecPublicKey on secp384r1)")]
+    UnsupportedSigningKey {
+        /// What the key is instead, e.g. `rsaEncryption` or
+        /// `id-ecPublicKey on secp256r1`.
+        found: String,
+    },
+    /// A signature does not verify: wrong key, altered message, or a
+    /// damaged or malformed signature.
+    #[error("signature does not verify with key {key_id} (wrong key, altered message or damaged signature)")]
+    BadSignature {
+        /// The key id of the verifying key.
+        key_id: String,
+    },
     /// The passphrase does not decrypt the key file.
     #[error("{path}: wrong passphrase (or a damaged key file)")]
     WrongPassphrase {

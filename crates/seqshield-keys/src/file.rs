@@ -21,8 +21,8 @@ use zeroize::Zeroizing;
 use crate::rsa::{KeyInfo, OaepHash, RsaRecipient};
 use crate::{Kek, KeyError, Recipient};
 
-mod fs;
-mod keyfile;
+pub(crate) mod fs;
+pub(crate) mod keyfile;
 
 pub use fs::MAX_KEY_FILE_LEN;
 pub use keyfile::{MAX_SCRYPT_LOG_N, MAX_SCRYPT_MEMORY, MAX_SCRYPT_P, MAX_SCRYPT_R, SCRYPT_LOG_N, SCRYPT_P, SCRYPT_R};

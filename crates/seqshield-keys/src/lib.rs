@@ -5,6 +5,9 @@
 //! passphrase-encrypted file ([`mod@file`]), and a key held in a PKCS#11 token
 //! ([`pkcs11`]). Public-key recipients ([`Recipient`] without [`Kek`]) can
 //! wrap but never unwrap.
+//!
+//! Signing keys ([`sign`]): ECDSA P-384 keys behind the [`Signer`] trait,
+//! in the same two places, for the audit log's signed tree heads.
 
 #![forbid(unsafe_code)]
 
@@ -13,10 +16,12 @@ pub mod file;
 pub mod pkcs11;
 pub mod rewrap;
 pub mod rsa;
+pub mod sign;
 
 pub use error::KeyError;
 pub use rsa::KeyInfo;
 use seqshield_format::{DataKey, Header, SealedHeader, WrappedKey};
+pub use sign::{FileSigner, Pkcs11Signer, SignatureAlgorithm, Signer, VerifyingKey};
 
 /// Anything that can wrap a data key for one recipient.
 pub trait Recipient: Send + Sync {

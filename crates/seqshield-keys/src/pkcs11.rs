@@ -38,8 +38,8 @@ use zeroize::Zeroizing;
 use crate::rsa::{KeyInfo, OaepHash, RsaRecipient};
 use crate::{Kek, KeyError, Recipient};
 
-mod keygen;
-mod module;
+pub(crate) mod keygen;
+pub(crate) mod module;
 pub mod record;
 mod wrapping;
 
@@ -78,13 +78,13 @@ impl Pkcs11Config {
         self
     }
 
-    fn key_error(&self, reason: &'static str) -> KeyError {
+    pub(crate) fn key_error(&self, reason: &'static str) -> KeyError {
         KeyError::Pkcs11Key { token: self.token_label.clone(), key: self.key_label.clone(), reason }
     }
 
     /// Key labels are printable ASCII, so that they, and the record label
     /// made from them, are safe in messages and within [`MAX_KEY_LABEL_LEN`].
-    fn check_key_label(&self) -> Result<(), KeyError> {
+    pub(crate) fn check_key_label(&self) -> Result<(), KeyError> {
         let label = &self.key_label;
         if label.is_empty() || label.len() > MAX_KEY_LABEL_LEN || !label.bytes().all(|c| (0x20..0x7f).contains(&c)) {
             return Err(self.key_error("key label must be 1 to 64 printable ASCII characters"));
@@ -92,7 +92,7 @@ impl Pkcs11Config {
         Ok(())
     }
 
-    fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         format!("token={} key={} module={}", self.token_label, self.key_label, self.module.display())
     }
 }
@@ -218,7 +218,7 @@ impl Pkcs11Kek {
 
     /// A logged-in session (read-write only to create keys) and the
     /// token's serial number.
-    fn session(cfg: &Pkcs11Config, read_write: bool) -> Result<(Session, String), KeyError> {
+    pub(crate) fn session(cfg: &Pkcs11Config, read_write: bool) -> Result<(Session, String), KeyError> {
         cfg.check_key_label()?;
         let ctx = module::context(&cfg.module)?;
         let (slot, serial) = module::find_token(&ctx, &cfg.module, &cfg.token_label)?;
@@ -396,22 +396,31 @@ struct Keys {
 }
 
 /// Objects of `class` labelled `label`.
-fn find(session: &Session, class: ObjectClass, label: &str) -> Result<Vec<ObjectHandle>, KeyError> {
+pub(crate) fn find(session: &Session, class: ObjectClass, label: &str) -> Result<Vec<ObjectHandle>, KeyError> {
     session
         .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
         .map_err(module::pkcs11_err("C_FindObjects"))
 }
 
 /// A byte-string attribute, `None` if the object lacks it or hides it.
-fn bytes(session: &Session, object: ObjectHandle, which: AttributeType) -> Result<Option<Vec<u8>>, KeyError> {
+pub(crate) fn bytes(
+    session: &Session,
+    object: ObjectHandle,
+    which: AttributeType,
+) -> Result<Option<Vec<u8>>, KeyError> {
     let attributes = session.get_attributes(object, &[which]).map_err(module::pkcs11_err("C_GetAttributeValue"))?;
     Ok(attributes.into_iter().find_map(|a| match a {
-        Attribute::Value(v) | Attribute::Modulus(v) | Attribute::PublicExponent(v) | Attribute::Id(v) => Some(v),
+        Attribute::Value(v)
+        | Attribute::Modulus(v)
+        | Attribute::PublicExponent(v)
+        | Attribute::Id(v)
+        | Attribute::EcParams(v)
+        | Attribute::EcPoint(v) => Some(v),
         _ => None,
     }))
 }
 
-fn key_type(session: &Session, object: ObjectHandle) -> Result<Option<KeyType>, KeyError> {
+pub(crate) fn key_type(session: &Session, object: ObjectHandle) -> Result<Option<KeyType>, KeyError> {
     let attributes =
         session.get_attributes(object, &[AttributeType::KeyType]).map_err(module::pkcs11_err("C_GetAttributeValue"))?;
     Ok(attributes.into_iter().find_map(|a| match a {

@@ -18,7 +18,6 @@
 //! line only for SHA-1, so default files stay plain SPKI.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -185,14 +184,8 @@ impl RsaRecipient {
     /// `seqshield-oaep-hash: sha1|sha256` line before the PEM block, and is
     /// SHA-256 without one.
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let io = |op| move |source| KeyError::Io { op, path: path.to_owned(), source };
-        let file = std::fs::File::open(path).map_err(io("open public key"))?;
-        let mut text = String::new();
-        file.take(MAX_PUBLIC_KEY_FILE_LEN + 1).read_to_string(&mut text).map_err(io("read public key"))?;
+        let text = crate::file::fs::read_public(path, MAX_PUBLIC_KEY_FILE_LEN)?;
         let invalid = |reason| KeyError::KeyFileInvalid { path: path.to_owned(), reason };
-        if text.len() as u64 > MAX_PUBLIC_KEY_FILE_LEN {
-            return Err(invalid("public key file is too large"));
-        }
         let hash = hash_from_header(&text).map_err(invalid)?;
         Self::from_pem(&text, hash).map_err(|e| match e {
             KeyError::InvalidPublicKey { reason } => invalid(reason),

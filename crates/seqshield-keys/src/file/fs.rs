@@ -112,3 +112,15 @@ pub(crate) fn read_private(path: &Path) -> Result<String, KeyError> {
     }
     Ok(text)
 }
+
+/// Reads a public-key file of at most `max` bytes; a larger one is
+/// refused ([`KeyError::KeyFileInvalid`]) without reading further.
+pub(crate) fn read_public(path: &Path, max: u64) -> Result<String, KeyError> {
+    let file = File::open(path).map_err(io("open public key", path))?;
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text).map_err(io("read public key", path))?;
+    if text.len() as u64 > max {
+        return Err(KeyError::KeyFileInvalid { path: path.to_owned(), reason: "public key file is too large" });
+    }
+    Ok(text)
+}

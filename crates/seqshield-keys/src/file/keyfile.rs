@@ -2,6 +2,9 @@
 //! (RFC 5958 §3) with PBES2 (RFC 8018 §6.2), scrypt (RFC 7914 §7) and
 //! AES-256-CBC, in PEM as `ENCRYPTED PRIVATE KEY` (RFC 7468 §11).
 //!
+//! The same scheme holds RSA key-encryption keys ([`encrypt`], [`decrypt`])
+//! and ECDSA signing keys ([`encrypt_pkcs8`], [`decrypt_pkcs8`]).
+//!
 //! `openssl pkey -in kek.pem -passin ...` reads these files. OpenSSL caps
 //! scrypt memory at 32 MiB when it decrypts a key, which is why the work
 //! factor we write is N = 2^14, r = 8 (16 MiB): a larger N would make the
@@ -12,7 +15,7 @@ use std::path::Path;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::PrivateDecryptingKey;
 use pkcs8::pkcs5::{pbes2, scrypt};
-use pkcs8::{EncryptedPrivateKeyInfo, LineEnding, PrivateKeyInfo};
+use pkcs8::{EncryptedPrivateKeyInfo, LineEnding, PrivateKeyInfo, SecretDocument};
 use seqshield_format::key::fill_random;
 use zeroize::Zeroizing;
 
@@ -42,7 +45,13 @@ pub(crate) const PEM_LABEL: &str = "ENCRYPTED PRIVATE KEY";
 /// Encrypts `key` under `passphrase` and returns the PEM text.
 pub(crate) fn encrypt(key: &PrivateDecryptingKey, passphrase: &[u8]) -> Result<Zeroizing<String>, KeyError> {
     let der = key.as_der().map_err(fail("encoding the private key"))?;
-    let info = PrivateKeyInfo::try_from(der.as_ref()).map_err(fail("encoding the private key"))?;
+    encrypt_pkcs8(der.as_ref(), passphrase)
+}
+
+/// Encrypts a PKCS#8 `PrivateKeyInfo` (DER) under `passphrase` and returns
+/// the PEM text. Used for every kind of private key we keep in a file.
+pub(crate) fn encrypt_pkcs8(pkcs8_der: &[u8], passphrase: &[u8]) -> Result<Zeroizing<String>, KeyError> {
+    let info = PrivateKeyInfo::try_from(pkcs8_der).map_err(fail("encoding the private key"))?;
     let mut salt = [0u8; 16];
     let mut iv = [0u8; 16];
     fill_random(&mut salt);
@@ -57,14 +66,27 @@ fn fail<E>(op: &'static str) -> impl FnOnce(E) -> KeyError {
     move |_| KeyError::Crypto { op }
 }
 
-/// Decrypts the PEM text of `path`. The scrypt parameters are checked
-/// against the `MAX_SCRYPT_*` bounds before any key derivation.
+/// Decrypts the PEM text of `path` into an RSA private key. The scrypt
+/// parameters are checked against the `MAX_SCRYPT_*` bounds before any key
+/// derivation.
 pub(crate) fn decrypt(path: &Path, pem: &str, passphrase: &[u8]) -> Result<PrivateDecryptingKey, KeyError> {
+    let plain = decrypt_pkcs8(path, pem, passphrase)?;
+    PrivateDecryptingKey::from_pkcs8(plain.as_bytes())
+        .map_err(|_| KeyError::KeyFileInvalid { path: path.to_owned(), reason: "not an RSA private key" })
+}
+
+/// Decrypts the PEM text of `path` into the PKCS#8 `PrivateKeyInfo` DER,
+/// which is zeroed when dropped. The scrypt parameters are checked against
+/// the `MAX_SCRYPT_*` bounds before any key derivation; a wrong passphrase
+/// gives [`KeyError::WrongPassphrase`].
+pub(crate) fn decrypt_pkcs8(path: &Path, pem: &str, passphrase: &[u8]) -> Result<SecretDocument, KeyError> {
     let invalid = |reason| KeyError::KeyFileInvalid { path: path.to_owned(), reason };
     let (label, doc) = pkcs8::Document::from_pem(pem).map_err(|_| invalid("not a PEM file"))?;
     match label {
         PEM_LABEL => {}
-        "PRIVATE KEY" | "RSA PRIVATE KEY" => return Err(invalid("the private key is not encrypted; refusing it")),
+        "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
+            return Err(invalid("the private key is not encrypted; refusing it"))
+        }
         _ => return Err(invalid("PEM label is not ENCRYPTED PRIVATE KEY")),
     }
     let info =
@@ -87,7 +109,7 @@ pub(crate) fn decrypt(path: &Path, pem: &str, passphrase: &[u8]) -> Result<Priva
     if PrivateKeyInfo::try_from(plain.as_bytes()).is_err() {
         return Err(KeyError::WrongPassphrase { path: path.to_owned() });
     }
-    PrivateDecryptingKey::from_pkcs8(plain.as_bytes()).map_err(|_| invalid("not an RSA private key"))
+    Ok(plain)
 }
 
 /// Bounds the scrypt work factor read from a key file.
