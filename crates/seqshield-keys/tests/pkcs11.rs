@@ -7,6 +7,9 @@
 //! each test uses its own key labels. RSA-4096 generation takes seconds, so
 //! the RSA key is made once and shared.
 //!
+//! Token-held signing keys are tested in the `sign` module
+//! (`tests/pkcs11/sign.rs`), part of this binary for the same reason.
+//!
 //! SoftHSM2 2.6 does RSA-OAEP only with SHA-1, so the token is tested with
 //! OAEP-SHA-1 and AES key wrap; SHA-256 is checked to fail cleanly.
 
@@ -23,6 +26,11 @@ use seqshield_keys::pkcs11::{self, Pkcs11Config, Pkcs11Kek, Pkcs11KeyKind};
 use seqshield_keys::rsa::{key_id_for_spki, OaepHash, RsaRecipient};
 use seqshield_keys::{Kek, KeyError, Recipient};
 use zeroize::Zeroizing;
+
+// A crate root looks for modules beside itself, where tests/sign.rs is
+// the file-signer test binary; hence the explicit path.
+#[path = "pkcs11/sign.rs"]
+mod sign;
 
 const TOKEN: &str = "seqshield-test";
 /// A token no test logs in to, for the wrong-PIN test (a login anywhere in
