@@ -138,6 +138,41 @@ fn independent_oidc_client_completes_discovery_and_code_flow() {
     assert_eq!(v["sub"], "alice");
     // First login shows the enrolment page with the QR code.
     assert_eq!(v["enrol_page"], true);
+    gw.stop();
+
+    // Every decision went into the signed audit log, and no secret did.
+    let audit = dir.path().join("audit");
+    let report = seqshield_audit::verify_log(
+        &audit,
+        &seqshield_audit::VerifyOptions { check_events: true, ..Default::default() },
+    )
+    .unwrap();
+    assert!(report.ok(), "{:?}", report.findings);
+    assert!(report.size >= 3, "{report:?}");
+    assert_eq!(report.unsigned_tail, 0, "a last head on SIGTERM covers everything");
+    let events = read_events(&audit);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.who().subject.as_deref() == Some("alice") && e.decision() == seqshield_audit::Decision::Allow),
+        "{events:?}"
+    );
+    let bytes = std::fs::read(audit.join("events.sqa")).unwrap();
+    for secret in [USER_PASSWORD, CLIENT_SECRET] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "a secret reached the audit log");
+    }
+}
+
+/// Every event of the audit log in `dir`, read back through the library.
+fn read_events(dir: &Path) -> Vec<seqshield_audit::Event> {
+    use seqshield_audit::record::{Scanner, Step, MAGIC};
+    let bytes = std::fs::read(dir.join("events.sqa")).unwrap();
+    let mut s = Scanner::new(&bytes[MAGIC.len()..], MAGIC.len() as u64);
+    let mut out = Vec::new();
+    while let Step::Record { entry, .. } = s.next_record().unwrap() {
+        out.push(seqshield_audit::Event::from_entry(entry).unwrap());
+    }
+    out
 }
 
 /// Chromium and chromedriver from Debian, or `None` (skip) outside CI.

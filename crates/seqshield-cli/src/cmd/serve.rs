@@ -1,15 +1,17 @@
 //! `seqshield serve`: the gateway (token service and API) behind strict
 //! TLS 1.3.
 //!
-//! Start-up order: settings, KEK, socket and certificate, token service;
-//! only then the readiness line on stdout:
+//! Start-up order: settings, KEK, socket and certificate, audit log (its
+//! signing key, recovery, a signed head), token service; only then the
+//! readiness line on stdout:
 //!
 //! ```text
 //! listening on https://127.0.0.1:8443 (cert sha256 HEX, spki sha256 B64)
 //! ```
 //!
 //! or, with `--json`, `{"listen":…,"url":…,"cert_sha256":…,"spki_sha256":…,"cert_path":…}`.
-//! Warnings go to stderr. SIGINT or SIGTERM stops it gracefully.
+//! Warnings go to stderr. SIGINT or SIGTERM stops it gracefully, after a
+//! last signed tree head.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -34,8 +36,11 @@ const KEK_DIR: &str = "kek";
 const EMBEDDED_PASSPHRASE_FILE: &str = "passphrase";
 /// Random bytes in a generated passphrase (hex-encoded: 64 characters).
 const EMBEDDED_PASSPHRASE_BYTES: usize = 32;
-/// The token service's audit log, under the data directory.
-const AUTH_AUDIT_LOG: &str = "audit/auth.jsonl";
+/// The audit log directory, under the data directory.
+pub const AUDIT_DIR: &str = "audit";
+/// The file key that signs the audit log's tree heads (when the KEK is a
+/// file KEK), in the audit directory, encrypted with the KEK's passphrase.
+const STH_KEY_FILE: &str = "sth-key.pem";
 
 /// `seqshield serve`.
 #[derive(Args, Debug)]
@@ -69,21 +74,17 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
 }
 
 async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
-    let kek = open_kek(a)?;
+    let (kek, pass) = open_kek(a)?;
     let gateway = Gateway::bind(&cfg.server, &a.data_dir)?;
     if cfg.auth.issuer.is_empty() {
         cfg.auth.issuer = gateway.public_url();
     }
-    let audit_log = a.data_dir.join(AUTH_AUDIT_LOG);
-    if let Some(dir) = audit_log.parent() {
-        create_private_dir(dir)?;
-    }
-    let audit = Arc::new(seqshield_auth::audit::JsonlSink::open(&audit_log)?);
+    let (audit, heads) = open_audit(a, pass.as_ref())?;
     let svc = seqshield_auth::service::AuthService::open(
         cfg.auth,
         &a.data_dir,
         kek.as_kek(),
-        audit,
+        audit.clone(),
         Arc::new(seqshield_auth::SystemClock),
     )
     .context("cannot start the token service")?;
@@ -92,9 +93,68 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     tokio::spawn(maintenance(svc.clone(), kek));
     let routes = seqshield_auth::http::router(svc);
     announce(ctx, &gateway)?;
-    gateway.serve(routes, seqshield_server::shutdown_signal()).await?;
+    let served = gateway.serve(routes, seqshield_server::shutdown_signal()).await;
+    // A last signed head over everything the gateway logged.
+    if let Some(e) = tokio::task::spawn_blocking(move || heads.stop()).await.ok().flatten() {
+        logging::warn(&format!("the last signed tree head failed: {e}"));
+    }
+    served?;
     logging::notice("stopped");
     Ok(())
+}
+
+/// Opens the audit log in `DATA/audit` with its tree-head signing key and
+/// starts signing heads (every 1,000 entries or 10 s, and on stop). The key
+/// sits beside the KEK: a file key `DATA/audit/sth-key.pem` under the KEK's
+/// passphrase, or an EC P-384 key labelled `seqshield-audit-sth` in the
+/// KEK's PKCS#11 token; either is created on first start.
+fn open_audit(
+    a: &ServeArgs,
+    pass: Option<&Zeroizing<String>>,
+) -> Result<(Arc<seqshield_audit::AuditLog>, seqshield_audit::HeadTimer)> {
+    use seqshield_keys::sign::{FileSigner, Pkcs11Signer, Signer, DEFAULT_SIGNING_KEY_LABEL};
+    let dir = a.data_dir.join(AUDIT_DIR);
+    create_private_dir(&dir)?;
+    let signer: Arc<dyn Signer> = if let Some(cfg) = a.kek.pkcs11_config()? {
+        let cfg = cfg.with_key_label(DEFAULT_SIGNING_KEY_LABEL);
+        match Pkcs11Signer::open(&cfg) {
+            Ok(s) => Arc::new(s),
+            Err(open_err) => {
+                logging::notice("no audit signing key in the token: generating an EC P-384 key");
+                Arc::new(Pkcs11Signer::init(&cfg).with_context(|| {
+                    format!("cannot open ({open_err}) or create the audit signing key in the PKCS#11 token")
+                })?)
+            }
+        }
+    } else {
+        let pass = pass.context("the file KEK's passphrase is needed for the audit signing key")?;
+        let path = dir.join(STH_KEY_FILE);
+        if path.exists() {
+            Arc::new(
+                FileSigner::open(&path, pass.as_bytes())
+                    .with_context(|| format!("cannot open the audit signing key {}", path.display()))?,
+            )
+        } else {
+            logging::notice(&format!("no audit signing key in {}: generating an EC P-384 key", dir.display()));
+            Arc::new(
+                FileSigner::init(&path, pass.as_bytes())
+                    .with_context(|| format!("cannot create the audit signing key {}", path.display()))?,
+            )
+        }
+    };
+    let log = seqshield_audit::AuditLog::open_signed(&dir, signer, seqshield_audit::HeadPolicy::default())
+        .with_context(|| format!("cannot open the audit log in {}", dir.display()))?;
+    if let Some(torn) = log.torn_tail() {
+        logging::warn(&format!(
+            "the audit log ended in a torn record (a crash): {} bytes at offset {} saved to {} and cut",
+            torn.len,
+            torn.offset,
+            torn.saved_as.display()
+        ));
+    }
+    let log = Arc::new(log);
+    let heads = log.start_head_timer()?;
+    Ok((log, heads))
 }
 
 /// How often the token service does its upkeep (key rotation when due,
@@ -135,10 +195,11 @@ fn announce(ctx: &Ctx, gateway: &Gateway) -> Result<()> {
 }
 
 /// The KEK: PKCS#11 when `--pkcs11-module` is given, else the file KEK in
-/// `--kek-dir` (default `DATA/kek`), created on first start.
-fn open_kek(a: &ServeArgs) -> Result<LoadedKek> {
+/// `--kek-dir` (default `DATA/kek`), created on first start, with its
+/// passphrase (the audit signing key file uses it too).
+fn open_kek(a: &ServeArgs) -> Result<(LoadedKek, Option<Zeroizing<String>>)> {
     if a.kek.pkcs11_module.is_some() {
-        return a.kek.load();
+        return Ok((a.kek.load()?, None));
     }
     let dir = a.kek.kek_dir.clone().unwrap_or_else(|| a.data_dir.join(KEK_DIR));
     let exists = dir.join(PRIVATE_KEY_FILE).exists();
@@ -159,7 +220,7 @@ fn open_kek(a: &ServeArgs) -> Result<LoadedKek> {
         logging::notice(&format!("no KEK in {}: generating an RSA-4096 file KEK", dir.display()));
         FileKek::init(&dir, pass.as_bytes()).with_context(|| format!("cannot create a KEK in {}", dir.display()))?
     };
-    Ok(LoadedKek::File(kek))
+    Ok((LoadedKek::File(kek), Some(pass)))
 }
 
 /// The operator's passphrase, if one was given (`--passphrase-file` or a
