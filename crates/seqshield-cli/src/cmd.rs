@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod c4gh;
 pub mod crypt;

@@ -40,15 +40,49 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// An integrity failure outside the container format (an audit log that
+/// does not verify): exit code 5 with its own stable code. With `--json`,
+/// `fields` go into the error object's top level beside `ok` and `error`
+/// (so a failed `audit verify --json` prints one object: its report).
+#[derive(Debug)]
+pub struct Integrity {
+    /// Stable error code, e.g. `audit_verify_failed`.
+    pub code: &'static str,
+    /// What is wrong, in words.
+    pub message: String,
+    /// Extra top-level fields of the `--json` error object.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Display for Integrity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Integrity {}
+
+/// An [`Integrity`] error without extra fields.
+pub fn integrity(code: &'static str, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Integrity { code, message: msg.into(), fields: serde_json::Map::new() })
+}
+
 /// Maps an error chain to an exit code and a stable JSON error object.
 pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
     let mut code = "error";
     let mut exit = Exit::Failure;
     let mut segment = None;
+    let mut fields = None;
     for cause in err.chain() {
         if cause.downcast_ref::<BadInput>().is_some() {
             exit = Exit::Usage;
             code = "bad_input";
+            break;
+        }
+        if let Some(i) = cause.downcast_ref::<Integrity>() {
+            exit = Exit::Integrity;
+            code = i.code;
+            fields = Some(&i.fields);
             break;
         }
         if let Some(fe) = find_format(cause) {
@@ -75,10 +109,15 @@ pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
         }
     }
     let message = format!("{err:#}");
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "ok": false,
         "error": { "code": code, "message": message, "segment": segment, "exit_code": exit as u8 },
     });
+    if let (Some(fields), Some(obj)) = (fields, value.as_object_mut()) {
+        for (k, v) in fields {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     (exit, value)
 }
 

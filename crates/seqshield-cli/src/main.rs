@@ -85,6 +85,9 @@ enum Command {
     /// Load generators against a running gateway.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Verify, prove, follow, export and checkpoint a gateway's audit log (read-only).
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 /// Options every command sees.
@@ -164,6 +167,7 @@ fn main() -> ExitCode {
         Command::User(c) => cmd::admin::user(&ctx, c),
         Command::Client(c) => cmd::admin::client(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
+        Command::Audit(c) => cmd::audit::run(&ctx, c),
     };
     match result {
         Ok(()) => ExitCode::from(exit::Exit::Ok as u8),
