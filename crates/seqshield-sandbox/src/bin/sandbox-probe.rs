@@ -1,0 +1,2 @@
+//! The escape tests' attacker (written in a later commit).
+fn main() {}

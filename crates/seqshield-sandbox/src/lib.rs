@@ -1,0 +1,1 @@
+//! seqshield-sandbox: runs one untrusted pipeline step.
