@@ -7,4 +7,5 @@ pub mod c4gh;
 pub mod crypt;
 pub mod demo;
 pub mod keys;
+pub mod sandbox;
 pub mod serve;

@@ -88,6 +88,9 @@ enum Command {
     /// Verify, prove, follow, export and checkpoint a gateway's audit log (read-only).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Run one pipeline step isolated: namespaces, landlock, no capabilities, limits, seccomp.
+    #[command(subcommand)]
+    Sandbox(cmd::sandbox::SandboxCommand),
 }
 
 /// Options every command sees.
@@ -153,7 +156,12 @@ fn main() -> ExitCode {
         .clamp(1, 256);
     let ctx =
         Ctx { json: cli.json, quiet: cli.quiet || cli.json, threads, batch_segments: usize::from(cli.batch_segments) };
-    let result = match cli.command {
+    let command = match cli.command {
+        // The tool's exit status passes through `sandbox run` unchanged.
+        Command::Sandbox(c) => return cmd::sandbox::run(&ctx, c),
+        other => other,
+    };
+    let result = match command {
         Command::Keys(c) => cmd::keys::run(&ctx, c),
         Command::Encrypt(a) => cmd::crypt::encrypt(&ctx, a),
         Command::Decrypt(a) => cmd::crypt::decrypt(&ctx, a),
@@ -168,6 +176,7 @@ fn main() -> ExitCode {
         Command::Client(c) => cmd::admin::client(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
         Command::Audit(c) => cmd::audit::run(&ctx, c),
+        Command::Sandbox(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::from(exit::Exit::Ok as u8),
