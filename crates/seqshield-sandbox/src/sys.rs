@@ -917,6 +917,7 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
     // on a pipe while we write its maps and open its namespace.
     let (rd, wr) = pipe()?;
     let rd_raw = rd.as_raw_fd();
+    let wr_raw = wr.as_raw_fd();
     // SAFETY: fork-like clone; the child only reads one pipe and _exits.
     let pid = unsafe {
         libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
@@ -925,8 +926,10 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        // SAFETY: async-signal-safe read and _exit only.
+        // SAFETY: async-signal-safe close, read and _exit only. Our copy of
+        // the write end must go, or the read would never see EOF.
         unsafe {
+            libc::close(wr_raw);
             let mut b = [0u8; 1];
             libc::read(rd_raw, b.as_mut_ptr().cast(), 1);
             libc::_exit(0);
