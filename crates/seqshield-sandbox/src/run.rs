@@ -523,9 +523,15 @@ fn supervise(sock: OwnedFd, init_pid: i32, action: DenyAction, learn: bool) -> S
                 if learn {
                     let _ = sys::notif_send(&listener, n.id, 0, true);
                 } else {
-                    if action == DenyAction::Kill && out.killed_for.is_none() {
-                        out.killed_for = Some(name);
+                    if action == DenyAction::Kill {
+                        // Never answer: the caller stays stopped in the call
+                        // until the namespace's teardown kills it, so nothing
+                        // runs after the blocked call.
+                        if out.killed_for.is_none() {
+                            out.killed_for = Some(name);
+                        }
                         sys::kill(init_pid, libc::SIGKILL);
+                        continue;
                     }
                     let _ = sys::notif_send(&listener, n.id, libc::EPERM, false);
                 }
