@@ -44,23 +44,29 @@ fn read(p: &str) -> Option<String> {
 
 /// Probes every feature.
 pub fn probe() -> Features {
-    let (f, abi) = required();
+    let (f, abi) = required(true);
     Features { kernel: read("/proc/sys/kernel/osrelease").unwrap_or_default(), features: optional(f), landlock_abi: abi }
 }
 
-fn required() -> (Vec<Feature>, i32) {
+fn required(try_userns: bool) -> (Vec<Feature>, i32) {
     let mut f = Vec::new();
     let (euid, _) = sys::euid_egid();
     let max_userns = read("/proc/sys/user/max_user_namespaces").and_then(|s| s.parse::<u64>().ok());
     let unpriv = read("/proc/sys/kernel/unprivileged_userns_clone");
     let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-    let userns_ok = max_userns.unwrap_or(0) > 0 && (euid == 0 || (unpriv.as_deref() != Some("0") && apparmor.as_deref() != Some("1")));
+    // `check` tries one; `spawn` learns it from its own clone's error.
+    let live = if try_userns { sys::userns_works() } else { Ok(()) };
+    let userns_ok = live.is_ok() && max_userns.unwrap_or(0) > 0;
     f.push(Feature {
         name: "user namespaces".into(),
         ok: userns_ok,
         required: true,
         detail: format!(
-            "user.max_user_namespaces={}{}{}; running as {}",
+            "{}; user.max_user_namespaces={}{}{}; running as {}",
+            match live {
+                Ok(()) => "creating one works".to_string(),
+                Err(e) => format!("creating one fails: {}", std::io::Error::from_raw_os_error(e)),
+            },
             max_userns.map_or("absent".into(), |n| n.to_string()),
             unpriv.map(|u| format!(", kernel.unprivileged_userns_clone={u}")).unwrap_or_default(),
             apparmor.map(|a| format!(", kernel.apparmor_restrict_unprivileged_userns={a}")).unwrap_or_default(),
@@ -165,7 +171,7 @@ fn cgroup_summary() -> (bool, String) {
 
 /// What `spawn` needs: errors name the missing feature and the remedy.
 pub(crate) fn probe_required() -> Result<Features, Error> {
-    let (features, landlock_abi) = required();
+    let (features, landlock_abi) = required(false);
     let f = Features { kernel: String::new(), features, landlock_abi };
     for feat in &f.features {
         if feat.required && !feat.ok {

@@ -143,13 +143,21 @@ pub(crate) fn compile(profile: &Profile, default: u32) -> Result<Filter, String>
     Ok(Filter { insns: p })
 }
 
-/// A filter that sends every call to the supervisor (learning mode).
+/// A filter that sends every call to the supervisor (learning mode),
+/// except `read` and `write`: the hand-over of the listener itself uses
+/// them before anyone listens. Drafts always allow both.
 pub(crate) fn learn_filter() -> Filter {
+    let read = Sysno::read.id() as u32;
+    let write = Sysno::write.id() as u32;
     Filter {
         insns: vec![
             insn(LD_W_ABS, 0, 0, OFF_ARCH),
             insn(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
             insn(RET_K, 0, 0, RET_KILL_PROCESS),
+            insn(LD_W_ABS, 0, 0, OFF_NR),
+            insn(JEQ_K, 1, 0, read),
+            insn(JEQ_K, 0, 1, write),
+            insn(RET_K, 0, 0, RET_ALLOW),
             insn(RET_K, 0, 0, RET_USER_NOTIF),
         ],
     }
@@ -259,6 +267,17 @@ pub(crate) mod tests {
             }
         }
         assert!(blocked >= 300, "{blocked}");
+    }
+
+    #[test]
+    fn learning_filter_lets_the_hand_over_through() {
+        let f = learn_filter();
+        let x = AUDIT_ARCH_X86_64;
+        assert_eq!(run(&f, x, nr("read"), [0; 6]), RET_ALLOW);
+        assert_eq!(run(&f, x, nr("write"), [0; 6]), RET_ALLOW);
+        assert_eq!(run(&f, x, nr("execve"), [0; 6]), RET_USER_NOTIF);
+        assert_eq!(run(&f, x, nr("ptrace"), [0; 6]), RET_USER_NOTIF);
+        assert_eq!(run(&f, 0x4000_0003, nr("read"), [0; 6]), RET_KILL_PROCESS);
     }
 
     #[test]

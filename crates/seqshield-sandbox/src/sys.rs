@@ -999,3 +999,23 @@ pub(crate) fn euid_egid() -> (u32, u32) {
     // SAFETY: getters without arguments.
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
+
+/// Whether this process can create a user namespace right now (a child
+/// that is cloned into one and exits at once).
+pub(crate) fn userns_works() -> Result<(), i32> {
+    // SAFETY: fork-like clone; the child only calls _exit.
+    let pid = unsafe {
+        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid == 0 {
+        // SAFETY: _exit is async-signal-safe and never returns.
+        unsafe { libc::_exit(0) };
+    }
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+    Ok(())
+}
