@@ -265,8 +265,19 @@ impl Sandbox {
         let cgroup_name = format!("step-{}-{}", std::process::id(), host_uid);
         let cgroup = Cgroup::create(&cgroup_name, &limits)?;
 
+        let mut keep_fds: Vec<i32> = [sync_rd.as_raw_fd(), err_wr.as_raw_fd(), status_wr.as_raw_fd(), sock_child.as_raw_fd()]
+            .into_iter()
+            .chain(stdio_fds)
+            .chain(fsplan.binds.iter().filter_map(|b| match b {
+                BindSource::Fd(fd) => Some(*fd),
+                BindSource::Path { .. } => None,
+            }))
+            .filter(|fd| *fd > 2)
+            .collect();
+        keep_fds.sort_unstable();
+        keep_fds.dedup();
         let plan = ChildPlan {
-            close_in_child: vec![sync_wr.as_raw_fd(), err_rd.as_raw_fd(), status_rd.as_raw_fd(), sock_parent.as_raw_fd()],
+            keep_fds,
             sync_rd: sync_rd.as_raw_fd(),
             err_wr: err_wr.as_raw_fd(),
             status_wr: status_wr.as_raw_fd(),

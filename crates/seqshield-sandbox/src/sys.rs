@@ -169,7 +169,9 @@ pub(crate) struct LandlockPlan {
 /// Everything the child needs, prepared before the clone.
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
-    pub(crate) close_in_child: Vec<RawFd>,
+    /// Descriptors the child keeps (sorted, all >= 3); every other one
+    /// above 2 is closed first thing.
+    pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) sync_rd: RawFd,
     pub(crate) err_wr: RawFd,
     pub(crate) status_wr: RawFd,
@@ -360,9 +362,18 @@ fn child_init(plan: &ChildPlan) -> ! {
     // pointers into `plan`, which the parent keeps alive and unchanged (the
     // child has its own copy of the address space).
     unsafe {
-        for fd in &plan.close_in_child {
-            libc::close(*fd);
+        // Keep only what this step needs: stdio, its own pipes, its bind
+        // descriptors. Anything else open in the parent (another step's
+        // pipes, started from another thread) must not be held by us.
+        let mut lo: u32 = 3;
+        for fd in &plan.keep_fds {
+            let fd = *fd as u32;
+            if fd > lo {
+                libc::syscall(libc::SYS_close_range, lo, fd - 1, 0u32);
+            }
+            lo = lo.max(fd + 1);
         }
+        libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         for s in FORWARDED {
             set_handler(s, forward_to_tool as extern "C" fn(libc::c_int) as libc::sighandler_t);
@@ -374,14 +385,14 @@ fn child_init(plan: &ChildPlan) -> ! {
         }
         libc::close(plan.sync_rd);
         if plan.setgroups {
-            check!(plan, Stage::Setgroups, 0, libc::setgroups(0, std::ptr::null()));
+            check!(plan, Stage::Setgroups, 0, libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()));
         }
         // Become the step's (mapped) uid now: files the set-up creates need
         // an owner the namespace can represent. The capabilities this
         // process holds in its new user namespace survive the change, since
         // its old uid is not the namespace's root.
-        check!(plan, Stage::Setgid, 0, libc::setresgid(plan.gid, plan.gid, plan.gid));
-        check!(plan, Stage::Setuid, 0, libc::setresuid(plan.uid, plan.uid, plan.uid));
+        check!(plan, Stage::Setgid, 0, libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid));
+        check!(plan, Stage::Setuid, 0, libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid));
         check!(
             plan,
             Stage::MakePrivate,
@@ -522,7 +533,12 @@ fn child_init(plan: &ChildPlan) -> ! {
             libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len())
         );
 
-        let tool = libc::fork();
+        // A raw clone, not fork(3): glibc's fork takes locks (malloc, stdio)
+        // that another thread of our parent may have held when we were
+        // cloned, and would wait for them forever. For the same reason the
+        // id changes above are raw system calls, not glibc's set*id, which
+        // signal every thread glibc believes exists.
+        let tool = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) as libc::pid_t;
         if tool < 0 {
             fail(plan.err_wr, Stage::ForkTool, 0, errno());
         }
@@ -533,7 +549,7 @@ fn child_init(plan: &ChildPlan) -> ! {
         // The init keeps nothing it does not need, and no privilege.
         libc::close(plan.err_wr);
         libc::close(plan.notif_sock);
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) < 0 || libc::setresuid(plan.uid, plan.uid, plan.uid) < 0 {
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) < 0 || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) < 0 {
             libc::kill(tool, libc::SIGKILL);
             libc::_exit(126);
         }
@@ -594,8 +610,8 @@ fn tool_exec(plan: &ChildPlan) -> ! {
                 check!(plan, Stage::CapBound, cap as usize, libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0));
             }
         }
-        check!(plan, Stage::Setgid, 0, libc::setresgid(plan.gid, plan.gid, plan.gid));
-        check!(plan, Stage::Setuid, 0, libc::setresuid(plan.uid, plan.uid, plan.uid));
+        check!(plan, Stage::Setgid, 0, libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid));
+        check!(plan, Stage::Setuid, 0, libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid));
         let keep_lo = (plan.keep_caps & 0xffff_ffff) as u32;
         let keep_hi = (plan.keep_caps >> 32) as u32;
         let hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
