@@ -41,7 +41,8 @@ fn text(b: &[u8]) -> String {
 
 fn last_json(stderr: &[u8]) -> Value {
     let t = text(stderr);
-    serde_json::from_str(t.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("no JSON report on stderr ({e}): {t}"))
+    serde_json::from_str(t.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON report on stderr ({e}): {t}"))
 }
 
 #[test]
@@ -193,7 +194,17 @@ fn insecure_no_sandbox_warns_and_marks_the_report() {
     }
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
-    let o = sq(&["sandbox", "run", "--insecure-no-sandbox", "--report", report.to_str().unwrap(), "--", "sh", "-c", "exit 3"]);
+    let o = sq(&[
+        "sandbox",
+        "run",
+        "--insecure-no-sandbox",
+        "--report",
+        report.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o.stderr).contains("WARNING: --insecure-no-sandbox"), "{}", text(&o.stderr));
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
@@ -210,7 +221,10 @@ fn check_learn_and_profile() {
     assert!(o.status.success());
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<&str> = j["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"landlock") && names.contains(&"user namespaces") && names.contains(&"cgroups"), "{names:?}");
+    assert!(
+        names.contains(&"landlock") && names.contains(&"user namespaces") && names.contains(&"cgroups"),
+        "{names:?}"
+    );
 
     let o = sq(&["sandbox", "profile"]);
     let t = text(&o.stdout);

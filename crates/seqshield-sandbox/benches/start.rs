@@ -2,6 +2,8 @@
 //! of the default profile, from the start request to the step's end. Needs
 //! root and the kernel features of `seqshield sandbox check`.
 
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, Criterion};

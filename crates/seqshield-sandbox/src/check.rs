@@ -45,7 +45,11 @@ fn read(p: &str) -> Option<String> {
 /// Probes every feature.
 pub fn probe() -> Features {
     let (f, abi) = required(true);
-    Features { kernel: read("/proc/sys/kernel/osrelease").unwrap_or_default(), features: optional(f), landlock_abi: abi }
+    Features {
+        kernel: read("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        features: optional(f),
+        landlock_abi: abi,
+    }
 }
 
 fn required(try_userns: bool) -> (Vec<Feature>, i32) {
@@ -130,7 +134,11 @@ fn optional(mut f: Vec<Feature>) -> Vec<Feature> {
         name: "idmapped mounts".into(),
         ok: idmap,
         required: false,
-        detail: if idmap { "running as root: read-write mounts are idmapped to the step's uid".into() } else { "not root: steps run as your uid, no idmapping needed".into() },
+        detail: if idmap {
+            "running as root: read-write mounts are idmapped to the step's uid".into()
+        } else {
+            "not root: steps run as your uid, no idmapping needed".into()
+        },
         meaning: "lets a step from the uid range write into a directory the operator owns".into(),
     });
     f
@@ -146,10 +154,15 @@ fn yes(b: bool) -> &'static str {
 
 fn cgroup_summary() -> (bool, String) {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let v2 = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.split(' ').nth(2) == Some("cgroup2"));
+    let v2 =
+        mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.split(' ').nth(2) == Some("cgroup2"));
     let v1: Vec<&str> = ["memory", "pids", "cpu"]
         .into_iter()
-        .filter(|c| mounts.lines().any(|l| l.split(' ').nth(1) == Some(&format!("/sys/fs/cgroup/{c}")[..]) && l.contains(" rw,")))
+        .filter(|c| {
+            mounts
+                .lines()
+                .any(|l| l.split(' ').nth(1) == Some(&format!("/sys/fs/cgroup/{c}")[..]) && l.contains(" rw,"))
+        })
         .collect();
     let writable = |p: &str| {
         // SAFETY-free probe: can we create (and remove) a directory?
@@ -175,7 +188,11 @@ pub(crate) fn probe_required() -> Result<Features, Error> {
     let f = Features { kernel: String::new(), features, landlock_abi };
     for feat in &f.features {
         if feat.required && !feat.ok {
-            return Err(Error::MissingFeature { feature: feat.name.clone(), detail: feat.detail.clone(), remedy: feat.meaning.clone() });
+            return Err(Error::MissingFeature {
+                feature: feat.name.clone(),
+                detail: feat.detail.clone(),
+                remedy: feat.meaning.clone(),
+            });
         }
     }
     Ok(f)

@@ -35,8 +35,22 @@ const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
 const SCOPE_SIGNAL: u64 = 1 << 1;
 
 const FS_NAMES: [&str; 16] = [
-    "execute", "write_file", "read_file", "read_dir", "remove_dir", "remove_file", "make_char", "make_dir",
-    "make_reg", "make_sock", "make_fifo", "make_block", "make_sym", "refer", "truncate", "ioctl_dev",
+    "execute",
+    "write_file",
+    "read_file",
+    "read_dir",
+    "remove_dir",
+    "remove_file",
+    "make_char",
+    "make_dir",
+    "make_reg",
+    "make_sock",
+    "make_fifo",
+    "make_block",
+    "make_sym",
+    "refer",
+    "truncate",
+    "ioctl_dev",
 ];
 
 /// What landlock enforces, for the report.
@@ -95,17 +109,25 @@ pub(crate) fn plan(abi: i32, rw: &[PathBuf], devices: &[PathBuf], network: bool)
         _ => 24,
     };
     let read_only = READ_FILE | READ_DIR | EXECUTE;
-    let read_write = READ_FILE | READ_DIR | WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SOCK
-        | MAKE_FIFO | MAKE_SYM | REFER | TRUNCATE;
+    let read_write = READ_FILE
+        | READ_DIR
+        | WRITE_FILE
+        | REMOVE_DIR
+        | REMOVE_FILE
+        | MAKE_DIR
+        | MAKE_REG
+        | MAKE_SOCK
+        | MAKE_FIFO
+        | MAKE_SYM
+        | REFER
+        | TRUNCATE;
     let device = READ_FILE | WRITE_FILE | TRUNCATE;
     let _ = (MAKE_CHAR, MAKE_BLOCK);
     let mut rules: Vec<(PathBuf, u64)> = vec![(PathBuf::from("/"), read_only)];
     rules.extend(rw.iter().map(|p| (p.clone(), read_write)));
     rules.extend(devices.iter().map(|p| (p.clone(), device)));
-    let desc: Vec<String> = rules
-        .iter()
-        .map(|(p, a)| format!("{}: {}", p.display(), names(a & fs).join(",")))
-        .collect();
+    let desc: Vec<String> =
+        rules.iter().map(|(p, a)| format!("{}: {}", p.display(), names(a & fs).join(","))).collect();
     let plan = LandlockPlan {
         attr_size,
         handled_fs: fs,

@@ -22,7 +22,10 @@ pub fn draft_profile(base: &Profile, counts: &BTreeMap<String, u64>, command: &s
         } else {
             allow.push(AllowRule {
                 syscall: name.clone(),
-                reason: format!("LEARNED: called {} times by `{command}`; say why it is needed or remove it", counts[name]),
+                reason: format!(
+                    "LEARNED: called {} times by `{command}`; say why it is needed or remove it",
+                    counts[name]
+                ),
                 when: Vec::new(),
             });
         }

@@ -49,9 +49,8 @@ pub struct Limits {
 }
 
 /// The names `--limit` takes.
-pub const LIMIT_KEYS: &[&str] = &[
-    "cpu", "as", "nofile", "nproc", "fsize", "stack", "tmpfs", "args", "memory", "pids", "cpus",
-];
+pub const LIMIT_KEYS: &[&str] =
+    &["cpu", "as", "nofile", "nproc", "fsize", "stack", "tmpfs", "args", "memory", "pids", "cpus"];
 
 impl Limits {
     /// Applies `KEY=VALUE` (or several, comma-separated) over these limits.
@@ -81,12 +80,7 @@ impl Limits {
                     }
                     self.cpus = Some(c);
                 }
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "--limit: unknown key `{k}` (keys: {})",
-                        LIMIT_KEYS.join(", ")
-                    )))
-                }
+                _ => return Err(Error::Usage(format!("--limit: unknown key `{k}` (keys: {})", LIMIT_KEYS.join(", ")))),
             }
         }
         Ok(())
@@ -224,7 +218,12 @@ impl Cgroup {
                     "memory",
                     limits
                         .memory
-                        .map(|m| vec![("memory.limit_in_bytes", m.to_string()), ("memory.memsw.limit_in_bytes", m.to_string())])
+                        .map(|m| {
+                            vec![
+                                ("memory.limit_in_bytes", m.to_string()),
+                                ("memory.memsw.limit_in_bytes", m.to_string()),
+                            ]
+                        })
                         .unwrap_or_default(),
                 ),
                 ("pids", limits.pids.map(|p| vec![("pids.max", p.to_string())]).unwrap_or_default()),
@@ -232,7 +231,12 @@ impl Cgroup {
                     "cpu",
                     limits
                         .cpus
-                        .map(|c| vec![("cpu.cfs_period_us", "100000".into()), ("cpu.cfs_quota_us", ((c * 100_000.0) as u64).to_string())])
+                        .map(|c| {
+                            vec![
+                                ("cpu.cfs_period_us", "100000".into()),
+                                ("cpu.cfs_quota_us", ((c * 100_000.0) as u64).to_string()),
+                            ]
+                        })
                         .unwrap_or_default(),
                 ),
             ];
@@ -269,9 +273,8 @@ impl Cgroup {
     }
 
     fn write(&mut self, dir: &Path, file: &str, value: &str) -> Result<(), Error> {
-        fs::write(dir.join(file), value).map_err(|e| {
-            Error::Setup(format!("cgroup: cannot write {value} to {}: {e}", dir.join(file).display()))
-        })?;
+        fs::write(dir.join(file), value)
+            .map_err(|e| Error::Setup(format!("cgroup: cannot write {value} to {}: {e}", dir.join(file).display())))?;
         self.report.applied.push(format!("{file}={value}"));
         Ok(())
     }

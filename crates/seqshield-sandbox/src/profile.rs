@@ -17,10 +17,7 @@ use crate::Error;
 /// The default profile's name.
 pub const DEFAULT_PROFILE: &str = "genomics-tools";
 
-const BUILTIN: &[(&str, &str)] = &[(
-    "genomics-tools",
-    include_str!("../profiles/genomics-tools.toml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[("genomics-tools", include_str!("../profiles/genomics-tools.toml"))];
 
 /// Names of the profiles built into the binary.
 pub fn builtin_names() -> impl Iterator<Item = &'static str> {
@@ -45,9 +42,7 @@ impl DenyAction {
         match s {
             "errno" | "eperm" => Ok(Self::Errno),
             "kill" => Ok(Self::Kill),
-            other => Err(Error::Profile(format!(
-                "unknown seccomp action `{other}` (expected `errno` or `kill`)"
-            ))),
+            other => Err(Error::Profile(format!("unknown seccomp action `{other}` (expected `errno` or `kill`)"))),
         }
     }
 }
@@ -125,10 +120,7 @@ pub struct FilesystemPolicy {
 }
 
 fn default_dev() -> Vec<String> {
-    ["null", "zero", "full", "random", "urandom"]
-        .into_iter()
-        .map(String::from)
-        .collect()
+    ["null", "zero", "full", "random", "urandom"].into_iter().map(String::from).collect()
 }
 
 /// A sandbox profile.
@@ -176,8 +168,7 @@ impl Profile {
 
     /// Parses and validates profile text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
-        let p: Profile =
-            toml::from_str(text).map_err(|e| Error::Profile(format!("{origin}: {e}")))?;
+        let p: Profile = toml::from_str(text).map_err(|e| Error::Profile(format!("{origin}: {e}")))?;
         p.validate().map_err(|e| Error::Profile(format!("{origin}: {e}")))?;
         Ok(p)
     }
@@ -191,10 +182,7 @@ impl Profile {
             }
             if let Some(prev_conditional) = seen.insert(nr, !r.when.is_empty()) {
                 if !prev_conditional || r.when.is_empty() {
-                    return Err(format!(
-                        "syscall `{}` is allowed twice, once without conditions",
-                        r.syscall
-                    ));
+                    return Err(format!("syscall `{}` is allowed twice, once without conditions", r.syscall));
                 }
             }
             for c in &r.when {
@@ -236,8 +224,7 @@ impl Profile {
             }
         }
         for c in &self.capabilities {
-            crate::sys::capability_number(c)
-                .ok_or_else(|| format!("unknown capability `{c}`"))?;
+            crate::sys::capability_number(c).ok_or_else(|| format!("unknown capability `{c}`"))?;
         }
         for p in &self.filesystem.ro {
             if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
@@ -254,12 +241,7 @@ impl Profile {
 
     /// Syscall numbers the profile allows (with or without conditions).
     pub fn allowed(&self) -> Vec<Sysno> {
-        let mut v: Vec<Sysno> = self
-            .seccomp
-            .allow
-            .iter()
-            .filter_map(|r| r.syscall.parse().ok())
-            .collect();
+        let mut v: Vec<Sysno> = self.seccomp.allow.iter().filter_map(|r| r.syscall.parse().ok()).collect();
         v.sort_by_key(|s: &Sysno| s.id());
         v.dedup();
         v
@@ -275,8 +257,7 @@ impl Profile {
 
 /// Resolves an x86_64 syscall name.
 pub(crate) fn sysno(name: &str) -> Result<Sysno, String> {
-    name.parse::<Sysno>()
-        .map_err(|_| format!("`{name}` is not an x86_64 syscall name"))
+    name.parse::<Sysno>().map_err(|_| format!("`{name}` is not an x86_64 syscall name"))
 }
 
 /// Resolves an errno name (the ones a profile may use).
@@ -300,11 +281,7 @@ mod tests {
         let p = Profile::load(DEFAULT_PROFILE).unwrap();
         let total = Sysno::iter().count();
         assert!(total > 360, "x86_64 table has {total} syscalls");
-        assert!(
-            p.blocked_count() >= 300,
-            "genomics-tools blocks only {} of {total}",
-            p.blocked_count()
-        );
+        assert!(p.blocked_count() >= 300, "genomics-tools blocks only {} of {total}", p.blocked_count());
         for r in &p.seccomp.allow {
             assert!(r.reason.len() > 10, "{}: reason too short", r.syscall);
         }
@@ -314,7 +291,7 @@ mod tests {
     fn validation_names_the_problem() {
         let base = Profile::load(DEFAULT_PROFILE).unwrap();
         let mut text = toml::to_string(&base).unwrap();
-        text.push_str("\n"); // still valid
+        text.push('\n'); // still valid
         Profile::parse(&text, "t").unwrap();
 
         let bad = text.replacen("syscall = \"read\"", "syscall = \"raed\"", 1);

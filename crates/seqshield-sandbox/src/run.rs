@@ -16,7 +16,10 @@ use crate::limits::{Cgroup, Limits};
 use crate::profile::{DenyAction, Profile};
 use crate::report::{Controls, ExitStatus, MountReport, Report, SeccompReport, UserReport};
 use crate::seccomp::{self, syscall_name};
-use crate::sys::{self, BindSource, ChildPlan, MountOp, Stage, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{
+    self, BindSource, ChildPlan, MountOp, Stage, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+};
 use crate::Error;
 
 /// The uid and gid the step has inside its user namespace.
@@ -209,14 +212,16 @@ impl Sandbox {
                 idmapped: None,
             };
             let source = if m.writable && root {
-                let meta = std::fs::metadata(&src).map_err(|e| Error::Usage(format!("--mount {}: {e}", src.display())))?;
+                let meta =
+                    std::fs::metadata(&src).map_err(|e| Error::Usage(format!("--mount {}: {e}", src.display())))?;
                 use std::os::unix::fs::MetadataExt;
                 let fd = sys::idmapped_clone(&cstring(src.as_os_str().as_bytes(), "path")?, (meta.uid(), meta.gid()), (host_uid, host_gid), attr)
                     .map_err(|e| Error::Setup(format!(
                         "--mount {}: cannot make an idmapped mount of {} ({e}); the step runs as uid {host_uid} and writes through an idmapped mount, which needs a file system that supports them (ext4, xfs, btrfs; tmpfs from Linux 6.3)",
                         dst.display(), src.display()
                     )))?;
-                report.idmapped = Some(format!("owner {}:{} appears as the step's {INSIDE_ID}:{INSIDE_ID}", meta.uid(), meta.gid()));
+                report.idmapped =
+                    Some(format!("owner {}:{} appears as the step's {INSIDE_ID}:{INSIDE_ID}", meta.uid(), meta.gid()));
                 let raw = fd.as_raw_fd();
                 idmapped.push(fd);
                 BindSource::Fd(raw)
@@ -233,11 +238,22 @@ impl Sandbox {
 
         let cwd = match &self.cwd {
             Some(c) => clean_dst(c)?,
-            None => self.mounts.iter().find(|m| m.writable).map(|m| clean_dst(&m.dst)).transpose()?.unwrap_or_else(|| PathBuf::from("/")),
+            None => self
+                .mounts
+                .iter()
+                .find(|m| m.writable)
+                .map(|m| clean_dst(&m.dst))
+                .transpose()?
+                .unwrap_or_else(|| PathBuf::from("/")),
         };
 
         // Landlock and seccomp.
-        let ll = landlock::plan(features.landlock_abi, &fsplan.rw, &fsplan.writable_devices, self.network || self.profile.network);
+        let ll = landlock::plan(
+            features.landlock_abi,
+            &fsplan.rw,
+            &fsplan.writable_devices,
+            self.network || self.profile.network,
+        );
         let action = self.action.unwrap_or(self.profile.seccomp.action);
         let filter = if self.learn {
             seccomp::learn_filter()
@@ -265,15 +281,16 @@ impl Sandbox {
         let cgroup_name = format!("step-{}-{}", std::process::id(), host_uid);
         let cgroup = Cgroup::create(&cgroup_name, &limits)?;
 
-        let mut keep_fds: Vec<i32> = [sync_rd.as_raw_fd(), err_wr.as_raw_fd(), status_wr.as_raw_fd(), sock_child.as_raw_fd()]
-            .into_iter()
-            .chain(stdio_fds)
-            .chain(fsplan.binds.iter().filter_map(|b| match b {
-                BindSource::Fd(fd) => Some(*fd),
-                BindSource::Path { .. } => None,
-            }))
-            .filter(|fd| *fd > 2)
-            .collect();
+        let mut keep_fds: Vec<i32> =
+            [sync_rd.as_raw_fd(), err_wr.as_raw_fd(), status_wr.as_raw_fd(), sock_child.as_raw_fd()]
+                .into_iter()
+                .chain(stdio_fds)
+                .chain(fsplan.binds.iter().filter_map(|b| match b {
+                    BindSource::Fd(fd) => Some(*fd),
+                    BindSource::Path { .. } => None,
+                }))
+                .filter(|fd| *fd > 2)
+                .collect();
         keep_fds.sort_unstable();
         keep_fds.dedup();
         let plan = ChildPlan {
@@ -302,7 +319,12 @@ impl Sandbox {
             envp,
             _strings: strings,
         };
-        let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP;
+        let mut flags = libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWCGROUP;
         let network = self.network || self.profile.network;
         if !network {
             flags |= libc::CLONE_NEWNET;
@@ -383,7 +405,11 @@ impl Sandbox {
                 proc: "new procfs for the step's pid namespace".into(),
             },
             pid_namespace: "new; the step's init is pid 1, the tool pid 2".into(),
-            network: if network { "host network (policy switch)".into() } else { "new network namespace with no interfaces up".into() },
+            network: if network {
+                "host network (policy switch)".into()
+            } else {
+                "new network namespace with no interfaces up".into()
+            },
             ipc_namespace: true,
             uts_namespace: "hostname seqshield-sandbox".into(),
             cgroup_namespace: true,
@@ -407,7 +433,13 @@ impl Sandbox {
                 allowed: self.profile.allowed().len(),
                 blocked: self.profile.blocked_count(),
                 total: syscalls::x86_64::Sysno::iter().count(),
-                errno_rules: self.profile.seccomp.errno.iter().map(|r| format!("{} → {}", r.syscall, r.errno)).collect(),
+                errno_rules: self
+                    .profile
+                    .seccomp
+                    .errno
+                    .iter()
+                    .map(|r| format!("{} → {}", r.syscall, r.errno))
+                    .collect(),
                 instructions: plan.filter.as_ref().map_or(0, |f| f.insns.len()),
                 // (the child has its own copy of the plan; ours can go)
             },
@@ -568,12 +600,23 @@ struct UidLease {
 impl UidLease {
     fn acquire() -> Result<Self, Error> {
         let dir = Path::new("/run/seqshield");
-        let dir = if std::fs::create_dir_all(dir).is_ok() { dir.to_path_buf() } else { std::env::temp_dir().join("seqshield-run") };
+        let dir = if std::fs::create_dir_all(dir).is_ok() {
+            dir.to_path_buf()
+        } else {
+            std::env::temp_dir().join("seqshield-run")
+        };
         std::fs::create_dir_all(&dir).map_err(Error::io("uid lease directory"))?;
         let path = dir.join("sandbox-uids.lock");
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(Error::io("uid lease file"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("uid lease file"))?;
         // Start at a pseudo-random slot so concurrent starts rarely collide.
-        let start = (std::process::id() as u64 * 2_654_435_761 ^ Instant::now().elapsed().as_nanos() as u64) % UID_RANGE_LEN as u64;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let start = ((u64::from(std::process::id()) * 2_654_435_761) ^ u64::from(nanos)) % u64::from(UID_RANGE_LEN);
         for i in 0..UID_RANGE_LEN as u64 {
             let slot = (start + i) % UID_RANGE_LEN as u64;
             if sys::try_lock_byte(&file, slot).map_err(Error::io("uid lease lock"))? {
@@ -637,14 +680,20 @@ impl FsPlan {
                     let target = std::fs::read_link(host).map_err(Error::io("readlink"))?;
                     p.mkdirs(host.parent().unwrap_or(Path::new("/")));
                     p.op(
-                        MountOp::Symlink { target: cstring(target.as_os_str().as_bytes(), "path")?, link: inside(host) },
+                        MountOp::Symlink {
+                            target: cstring(target.as_os_str().as_bytes(), "path")?,
+                            link: inside(host),
+                        },
                         format!("symlink {path} -> {}", target.display()),
                     );
                     p.symlinks.push(format!("{path} -> {}", target.display()));
                 }
                 Ok(meta) => {
                     p.add_bind(
-                        BindSource::Path { src: cstring(host.as_os_str().as_bytes(), "path")?, attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV },
+                        BindSource::Path {
+                            src: cstring(host.as_os_str().as_bytes(), "path")?,
+                            attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                        },
                         host,
                         meta.is_dir(),
                         format!("read-only bind of {path}"),
@@ -732,7 +781,11 @@ impl FsPlan {
         let dev = Path::new("/dev");
         self.mkdirs(dev);
         self.op(
-            MountOp::Tmpfs { target: inside(dev), data: c"mode=0755,size=64k,nr_inodes=64".to_owned(), flags: libc::MS_NOSUID | libc::MS_NOEXEC },
+            MountOp::Tmpfs {
+                target: inside(dev),
+                data: c"mode=0755,size=64k,nr_inodes=64".to_owned(),
+                flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+            },
             "mount tmpfs on /dev".into(),
         );
         let names = self.dev_names.clone();
@@ -743,7 +796,10 @@ impl FsPlan {
                 continue;
             }
             let slot = self.binds.len();
-            self.binds.push(BindSource::Path { src: cstring(host.as_os_str().as_bytes(), "path")?, attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+            self.binds.push(BindSource::Path {
+                src: cstring(host.as_os_str().as_bytes(), "path")?,
+                attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            });
             self.bind_desc.push(format!("device {}", host.display()));
             self.op(MountOp::Touch { path: inside(&host) }, format!("create {}", host.display()));
             self.op(MountOp::Attach { slot, dst: inside(&host) }, format!("bind device {}", host.display()));
@@ -752,11 +808,22 @@ impl FsPlan {
             }
             self.devices.push(host.display().to_string());
         }
-        for (l, t) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        for (l, t) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
             let link = dev.join(l);
-            self.op(MountOp::Symlink { target: cstring(t.as_bytes(), "path")?, link: inside(&link) }, format!("symlink {}", link.display()));
+            self.op(
+                MountOp::Symlink { target: cstring(t.as_bytes(), "path")?, link: inside(&link) },
+                format!("symlink {}", link.display()),
+            );
         }
-        self.op(MountOp::SetAttr { path: inside(dev), set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC }, "make /dev read-only".into());
+        self.op(
+            MountOp::SetAttr { path: inside(dev), set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC },
+            "make /dev read-only".into(),
+        );
         // /proc
         self.mkdirs(Path::new("/proc"));
         self.op(MountOp::Proc { target: inside(Path::new("/proc")) }, "mount proc on /proc".into());
@@ -818,13 +885,22 @@ fn mount_options(attr: u64) -> String {
     v.join(",")
 }
 
-fn describe_child_failure(stage: u32, index: usize, err: i32, ops: &[String], program: &OsStr, rules: &[String]) -> Error {
+fn describe_child_failure(
+    stage: u32,
+    index: usize,
+    err: i32,
+    ops: &[String],
+    program: &OsStr,
+    rules: &[String],
+) -> Error {
     let e = std::io::Error::from_raw_os_error(err);
     let stage = Stage::from_u32(stage);
     let what = match stage {
         Some(Stage::MountOp) => ops.get(index).cloned().unwrap_or_else(|| format!("mount step {index}")),
         Some(Stage::CloneBind) | Some(Stage::BindAttr) => format!("bind source {index}"),
-        Some(Stage::LandlockRule) => format!("landlock rule for {}", rules.get(index).map(String::as_str).unwrap_or("?")),
+        Some(Stage::LandlockRule) => {
+            format!("landlock rule for {}", rules.get(index).map(String::as_str).unwrap_or("?"))
+        }
         Some(Stage::Exec) => {
             return if err == libc::ENOENT {
                 Error::Usage(format!(

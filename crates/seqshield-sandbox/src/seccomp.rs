@@ -224,12 +224,26 @@ pub(crate) mod tests {
         // clone3 is answered ENOSYS so glibc falls back to clone
         assert_eq!(run(&f, x, nr("clone3"), z), RET_ERRNO | libc::ENOSYS as u32);
         // clone: threads and fork yes, new namespaces no
-        let thread_flags = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD | libc::CLONE_SYSVSEM | libc::CLONE_SETTLS
-            | libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
+        let thread_flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID) as u64;
         assert_eq!(run(&f, x, nr("clone"), [thread_flags, 0, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(run(&f, x, nr("clone"), [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
-        for ns in [libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET, libc::CLONE_NEWPID, libc::CLONE_NEWUTS, libc::CLONE_NEWIPC, libc::CLONE_NEWCGROUP] {
+        for ns in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWCGROUP,
+        ] {
             let flags = ns as u64 | libc::SIGCHLD as u64;
             assert_eq!(run(&f, x, nr("clone"), [flags, 0, 0, 0, 0, 0]), RET_USER_NOTIF, "{ns:#x}");
         }

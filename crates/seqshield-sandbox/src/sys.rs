@@ -97,14 +97,47 @@ struct SeccompNotifResp {
 // ----------------------------------------------------------- capabilities
 
 const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// The number of a capability name (`CAP_CHOWN` or `chown`).
@@ -116,10 +149,7 @@ pub(crate) fn capability_number(name: &str) -> Option<u32> {
 
 /// The highest capability this kernel knows.
 pub(crate) fn cap_last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
 }
 
 // ------------------------------------------------------------ the plan
@@ -234,9 +264,31 @@ impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
         const ALL: [Stage; 25] = [
-            Sync, Setgroups, MakePrivate, CloneBind, BindAttr, BaseTmpfs, MountOp, Pivot, Hostname, ForkTool,
-            Setsid, Rlimit, CapBound, Setgid, Setuid, Capset, Ambient, Chdir, NoNewPrivs, LandlockCreate,
-            LandlockRule, LandlockRestrict, SeccompInstall, SeccompHandover, Exec,
+            Sync,
+            Setgroups,
+            MakePrivate,
+            CloneBind,
+            BindAttr,
+            BaseTmpfs,
+            MountOp,
+            Pivot,
+            Hostname,
+            ForkTool,
+            Setsid,
+            Rlimit,
+            CapBound,
+            Setgid,
+            Setuid,
+            Capset,
+            Ambient,
+            Chdir,
+            NoNewPrivs,
+            LandlockCreate,
+            LandlockRule,
+            LandlockRestrict,
+            SeccompInstall,
+            SeccompHandover,
+            Exec,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -358,7 +410,7 @@ pub(crate) fn reraise(sig: i32) {
 }
 
 fn child_init(plan: &ChildPlan) -> ! {
-    // SAFETY (whole function): only async-signal-safe raw system calls on
+    // SAFETY: (whole function) only async-signal-safe raw system calls on
     // pointers into `plan`, which the parent keeps alive and unchanged (the
     // child has its own copy of the address space).
     unsafe {
@@ -385,7 +437,12 @@ fn child_init(plan: &ChildPlan) -> ! {
         }
         libc::close(plan.sync_rd);
         if plan.setgroups {
-            check!(plan, Stage::Setgroups, 0, libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()));
+            check!(
+                plan,
+                Stage::Setgroups,
+                0,
+                libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>())
+            );
         }
         // Become the step's (mapped) uid now: files the set-up creates need
         // an owner the namespace can represent. The capabilities this
@@ -397,7 +454,13 @@ fn child_init(plan: &ChildPlan) -> ! {
             plan,
             Stage::MakePrivate,
             0,
-            libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            )
         );
         // Clone every bind source before the base tmpfs hides anything.
         let mut slots: [RawFd; MAX_BINDS] = [-1; MAX_BINDS];
@@ -436,12 +499,19 @@ fn child_init(plan: &ChildPlan) -> ! {
             plan,
             Stage::BaseTmpfs,
             0,
-            libc::mount(c"tmpfs".as_ptr(), plan.base.as_ptr(), c"tmpfs".as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, plan.base_data.as_ptr().cast())
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                plan.base.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                plan.base_data.as_ptr().cast()
+            )
         );
         for (i, op) in plan.ops.iter().enumerate() {
             let r: i64 = match op {
                 MountOp::Tmpfs { target, data, flags } => {
-                    libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), *flags, data.as_ptr().cast()) as i64
+                    libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), *flags, data.as_ptr().cast())
+                        as i64
                 }
                 MountOp::Mkdir { path } => {
                     let r = libc::mkdir(path.as_ptr(), 0o755);
@@ -460,7 +530,11 @@ fn child_init(plan: &ChildPlan) -> ! {
                 }
                 MountOp::Symlink { target, link } => libc::symlink(target.as_ptr(), link.as_ptr()) as i64,
                 MountOp::WriteFile { path, contents } => {
-                    let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_EXCL, 0o644);
+                    let fd = libc::open(
+                        path.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_EXCL,
+                        0o644,
+                    );
                     if fd >= 0 {
                         let w = libc::write(fd, contents.as_ptr().cast(), contents.len());
                         libc::close(fd);
@@ -524,21 +598,24 @@ fn child_init(plan: &ChildPlan) -> ! {
             plan,
             Stage::Pivot,
             4,
-            libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, c"/".as_ptr(), 0u32, &ma as *const MountAttr, std::mem::size_of::<MountAttr>())
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                c"/".as_ptr(),
+                0u32,
+                &ma as *const MountAttr,
+                std::mem::size_of::<MountAttr>()
+            )
         );
-        check!(
-            plan,
-            Stage::Hostname,
-            0,
-            libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len())
-        );
+        check!(plan, Stage::Hostname, 0, libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()));
 
         // A raw clone, not fork(3): glibc's fork takes locks (malloc, stdio)
         // that another thread of our parent may have held when we were
         // cloned, and would wait for them forever. For the same reason the
         // id changes above are raw system calls, not glibc's set*id, which
         // signal every thread glibc believes exists.
-        let tool = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) as libc::pid_t;
+        let tool = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+            as libc::pid_t;
         if tool < 0 {
             fail(plan.err_wr, Stage::ForkTool, 0, errno());
         }
@@ -549,7 +626,9 @@ fn child_init(plan: &ChildPlan) -> ! {
         // The init keeps nothing it does not need, and no privilege.
         libc::close(plan.err_wr);
         libc::close(plan.notif_sock);
-        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) < 0 || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) < 0 {
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) < 0
+            || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) < 0
+        {
             libc::kill(tool, libc::SIGKILL);
             libc::_exit(126);
         }
@@ -579,7 +658,7 @@ fn child_init(plan: &ChildPlan) -> ! {
 }
 
 fn tool_exec(plan: &ChildPlan) -> ! {
-    // SAFETY (whole function): as in child_init: raw, async-signal-safe
+    // SAFETY: (whole function) as in child_init: raw, async-signal-safe
     // system calls on data prepared by the parent; ends in execve or _exit.
     unsafe {
         check!(plan, Stage::Setsid, 0, libc::setsid());
@@ -607,7 +686,12 @@ fn tool_exec(plan: &ChildPlan) -> ! {
         }
         for cap in 0..=plan.cap_last {
             if plan.keep_caps & (1u64 << cap) == 0 {
-                check!(plan, Stage::CapBound, cap as usize, libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0));
+                check!(
+                    plan,
+                    Stage::CapBound,
+                    cap as usize,
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+                );
             }
         }
         check!(plan, Stage::Setgid, 0, libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid));
@@ -640,7 +724,12 @@ fn tool_exec(plan: &ChildPlan) -> ! {
                 handled_access_net: ll.handled_net,
                 scoped: ll.scoped,
             };
-            let rs = libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const LandlockRulesetAttr, ll.attr_size, 0u32) as i32;
+            let rs = libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const LandlockRulesetAttr,
+                ll.attr_size,
+                0u32,
+            ) as i32;
             if rs < 0 {
                 fail(plan.err_wr, Stage::LandlockCreate, 0, errno());
             }
@@ -654,7 +743,13 @@ fn tool_exec(plan: &ChildPlan) -> ! {
                     plan,
                     Stage::LandlockRule,
                     i,
-                    libc::syscall(libc::SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb as *const LandlockPathBeneathAttr, 0u32)
+                    libc::syscall(
+                        libc::SYS_landlock_add_rule,
+                        rs,
+                        LANDLOCK_RULE_PATH_BENEATH,
+                        &pb as *const LandlockPathBeneathAttr,
+                        0u32
+                    )
                 );
                 libc::close(fd);
             }
@@ -753,7 +848,10 @@ pub(crate) fn receive_listener(sock: &OwnedFd) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     if n != 4 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the step ended before handing over its seccomp listener"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the step ended before handing over its seccomp listener",
+        ));
     }
     let mut pid = 0;
     // SAFETY: walking the control messages the kernel wrote into cbuf with
@@ -847,7 +945,9 @@ pub(crate) fn notif_send(listener: &OwnedFd, id: u64, error: i32, cont: bool) ->
         resp.error = -error;
     }
     // SAFETY: NOTIF_SEND reads the response struct.
-    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND as _, &mut resp as *mut SeccompNotifResp) };
+    let r = unsafe {
+        libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND as _, &mut resp as *mut SeccompNotifResp)
+    };
     if r < 0 && errno() != libc::ENOENT {
         return Err(io::Error::last_os_error());
     }
@@ -883,7 +983,14 @@ pub(crate) fn wait_pidfd(pidfd: &OwnedFd) -> io::Result<i32> {
 /// The landlock ABI version, or the errno that says why there is none.
 pub(crate) fn landlock_abi() -> Result<i32, i32> {
     // SAFETY: the version query takes no pointer.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
     if r < 0 {
         Err(errno())
     } else {
@@ -936,7 +1043,14 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
     let wr_raw = wr.as_raw_fd();
     // SAFETY: fork-like clone; the child only reads one pipe and _exits.
     let pid = unsafe {
-        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
     };
     if pid < 0 {
         return Err(io::Error::last_os_error());
@@ -958,7 +1072,12 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
         // SAFETY: open_tree on a valid C string path.
         let fd = unsafe {
-            libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                src.as_ptr(),
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+            )
         } as i32;
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -1006,7 +1125,9 @@ pub(crate) fn seccomp_filter_available() -> bool {
 pub(crate) fn seccomp_notif_supported() -> bool {
     let mut sizes = SeccompNotifSizes { seccomp_notif: 0, seccomp_notif_resp: 0, seccomp_data: 0 };
     // SAFETY: SECCOMP_GET_NOTIF_SIZES fills the struct.
-    let r = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0u32, &mut sizes as *mut SeccompNotifSizes) };
+    let r = unsafe {
+        libc::syscall(libc::SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0u32, &mut sizes as *mut SeccompNotifSizes)
+    };
     r == 0 && sizes.seccomp_notif > 0
 }
 
@@ -1021,7 +1142,14 @@ pub(crate) fn euid_egid() -> (u32, u32) {
 pub(crate) fn userns_works() -> Result<(), i32> {
     // SAFETY: fork-like clone; the child only calls _exit.
     let pid = unsafe {
-        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
     };
     if pid < 0 {
         return Err(errno());

@@ -195,7 +195,7 @@ fn sandboxed(ctx: &Context, profile: &Profile, attempt: &str) -> (seqshield_sand
     let report = sb
         .run(
             &[ctx.probe_in_sandbox.clone().into(), attempt.into()],
-            Stdio { stdin: Some(slave.into()), stdout: Some(out.into()), stderr: Some(err.into()) },
+            Stdio { stdin: Some(slave), stdout: Some(out.into()), stderr: Some(err.into()) },
         )
         .unwrap_or_else(|e| panic!("{attempt}: the sandbox failed to run the probe: {e}"));
     let mut stdout = Vec::new();
@@ -233,14 +233,19 @@ fn escape_attempts_succeed_bare_and_are_blocked_in_the_sandbox() {
     let mut blocked_by_seccomp = BTreeMap::new();
     for (i, d) in described.iter().enumerate() {
         let (bcode, bout, berr) = bare(&ctx, &d.name);
-        let bare_outcome = bout.as_ref().map_or_else(|| format!("error ({bcode:?}): {}", berr.trim()), |o| o.outcome.clone());
+        let bare_outcome =
+            bout.as_ref().map_or_else(|| format!("error ({bcode:?}): {}", berr.trim()), |o| o.outcome.clone());
         let bare_ok = matches!(bcode, Some(0) | Some(10));
         let mut note = d.bare_note.clone().unwrap_or_default();
         if !bare_ok {
             if d.name == "setrlimit-nproc-raise" && bare_lacks_sys_resource && bcode == Some(20) {
                 note = "cannot succeed bare here: this host's root lacks CAP_SYS_RESOURCE in every bounding set".into();
             } else {
-                failures.push(format!("{}: bare run did not succeed: {bare_outcome} {}", d.name, bout.as_ref().map_or("", |o| &o.detail)));
+                failures.push(format!(
+                    "{}: bare run did not succeed: {bare_outcome} {}",
+                    d.name,
+                    bout.as_ref().map_or("", |o| &o.detail)
+                ));
             }
         }
         let (report, sout, serr) = sandboxed(&ctx, &profile, &d.name);
@@ -251,7 +256,8 @@ fn escape_attempts_succeed_bare_and_are_blocked_in_the_sandbox() {
             // any other crash is a failure of the test, not a block.
             (None, Some(sig), _)
                 if report.killed_by.is_some()
-                    || (d.category == "resource" && matches!(sig.as_str(), "SIGKILL" | "SIGXFSZ" | "SIGSEGV" | "SIGXCPU")) =>
+                    || (d.category == "resource"
+                        && matches!(sig.as_str(), "SIGKILL" | "SIGXFSZ" | "SIGSEGV" | "SIGXCPU")) =>
             {
                 format!("killed by {sig}{}", report.killed_by.as_ref().map(|k| format!(" ({k})")).unwrap_or_default())
             }
@@ -282,7 +288,9 @@ fn escape_attempts_succeed_bare_and_are_blocked_in_the_sandbox() {
     }
     drop(ctx);
     let mut table = String::new();
-    table.push_str("| # | attempt | category | bare | sandboxed: blocked how | seccomp counted |\n|---|---|---|---|---|---|\n");
+    table.push_str(
+        "| # | attempt | category | bare | sandboxed: blocked how | seccomp counted |\n|---|---|---|---|---|---|\n",
+    );
     for r in &rows {
         table.push_str(r);
         table.push('\n');
@@ -309,4 +317,3 @@ fn kill_action_kills_the_step_and_names_the_call() {
     assert_eq!(report.killed_by.as_deref(), Some("seccomp: blocked call `ptrace` with action kill"));
     assert_eq!(report.blocked.get("ptrace"), Some(&1));
 }
-

@@ -140,7 +140,8 @@ fn failure(e: seqshield_sandbox::Error) -> Failure {
 
 fn emit_failure(ctx: &Ctx, f: &Failure) -> ExitCode {
     if ctx.json {
-        let v = serde_json::json!({"ok": false, "error": {"code": f.code, "message": f.message, "exit_code": f.status}});
+        let v =
+            serde_json::json!({"ok": false, "error": {"code": f.code, "message": f.message, "exit_code": f.status}});
         eprintln!("{v}");
     } else {
         eprintln!("seqshield sandbox: error: {}", f.message);
@@ -172,9 +173,8 @@ fn build(step: &StepArgs) -> Result<Sandbox, seqshield_sandbox::Error> {
     sb.limits = limits;
     sb.cwd = step.cwd.clone();
     for e in &step.env {
-        let (k, v) = e
-            .split_once('=')
-            .ok_or_else(|| seqshield_sandbox::Error::Usage(format!("--env `{e}`: expected K=V")))?;
+        let (k, v) =
+            e.split_once('=').ok_or_else(|| seqshield_sandbox::Error::Usage(format!("--env `{e}`: expected K=V")))?;
         sb.env.push((k.to_string(), v.to_string()));
     }
     sb.network = step.allow_network;
@@ -262,9 +262,17 @@ fn run_insecure(ctx: &Ctx, a: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             let f = if e.kind() == std::io::ErrorKind::NotFound {
-                Failure { status: EXIT_NOT_FOUND, code: "command_not_found", message: format!("{}: command not found", a.step.command[0].to_string_lossy()) }
+                Failure {
+                    status: EXIT_NOT_FOUND,
+                    code: "command_not_found",
+                    message: format!("{}: command not found", a.step.command[0].to_string_lossy()),
+                }
             } else {
-                Failure { status: EXIT_CANNOT_EXECUTE, code: "cannot_execute", message: format!("{}: {e}", a.step.command[0].to_string_lossy()) }
+                Failure {
+                    status: EXIT_CANNOT_EXECUTE,
+                    code: "cannot_execute",
+                    message: format!("{}: {e}", a.step.command[0].to_string_lossy()),
+                }
             };
             return emit_failure(ctx, &f);
         }
@@ -296,13 +304,23 @@ fn check(ctx: &Ctx) -> ExitCode {
     } else {
         println!("kernel {}", f.kernel);
         for feat in &f.features {
-            let mark = if feat.ok { "ok     " } else if feat.required { "MISSING" } else { "absent " };
+            let mark = if feat.ok {
+                "ok     "
+            } else if feat.required {
+                "MISSING"
+            } else {
+                "absent "
+            };
             println!("{mark} {:<40} {}", feat.name, feat.detail);
             println!("        {}", feat.meaning);
         }
         println!(
             "{}",
-            if f.ready() { "ready: steps run with every control" } else { "NOT READY: `seqshield sandbox run` refuses to start steps" }
+            if f.ready() {
+                "ready: steps run with every control"
+            } else {
+                "NOT READY: `seqshield sandbox run` refuses to start steps"
+            }
         );
     }
     if f.ready() {
@@ -316,7 +334,11 @@ fn learn(ctx: &Ctx, a: LearnArgs) -> ExitCode {
     if a.output.exists() && !a.force {
         return emit_failure(
             ctx,
-            &Failure { status: 2, code: "output_exists", message: format!("{} exists (use --force)", a.output.display()) },
+            &Failure {
+                status: 2,
+                code: "output_exists",
+                message: format!("{} exists (use --force)", a.output.display()),
+            },
         );
     }
     let mut sb = match build(&a.step) {
@@ -350,7 +372,10 @@ fn learn(ctx: &Ctx, a: LearnArgs) -> ExitCode {
         Ok(())
     })();
     if let Err(e) = write {
-        return emit_failure(ctx, &Failure { status: 3, code: "io", message: format!("{}: {e:#}", a.output.display()) });
+        return emit_failure(
+            ctx,
+            &Failure { status: 3, code: "io", message: format!("{}: {e:#}", a.output.display()) },
+        );
     }
     let calls: u64 = seen.values().sum();
     if ctx.json {
