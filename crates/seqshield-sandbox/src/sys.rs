@@ -229,11 +229,23 @@ pub(crate) struct ChildPlan {
     pub(crate) _strings: Vec<CString>,
 }
 
-/// Where in the child a failure happened (written to the error pipe).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Stage {
-    Sync = 1,
+macro_rules! stages {
+    ($($name:ident),* $(,)?) => {
+        /// Where in the child a failure happened (written to the error pipe).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        pub(crate) enum Stage { $($name),* }
+
+        impl Stage {
+            pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+                [$(Stage::$name),*].into_iter().find(|s| *s as u32 == v)
+            }
+        }
+    };
+}
+
+stages!(
+    Sync,
     Setgroups,
     MakePrivate,
     CloneBind,
@@ -258,41 +270,7 @@ pub(crate) enum Stage {
     SeccompInstall,
     SeccompHandover,
     Exec,
-}
-
-impl Stage {
-    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        const ALL: [Stage; 25] = [
-            Sync,
-            Setgroups,
-            MakePrivate,
-            CloneBind,
-            BindAttr,
-            BaseTmpfs,
-            MountOp,
-            Pivot,
-            Hostname,
-            ForkTool,
-            Setsid,
-            Rlimit,
-            CapBound,
-            Setgid,
-            Setuid,
-            Capset,
-            Ambient,
-            Chdir,
-            NoNewPrivs,
-            LandlockCreate,
-            LandlockRule,
-            LandlockRestrict,
-            SeccompInstall,
-            SeccompHandover,
-            Exec,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
-    }
-}
+);
 
 /// The most bind mounts one step may have (profile paths, devices and
 /// declared mounts together).
