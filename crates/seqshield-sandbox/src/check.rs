@@ -165,7 +165,7 @@ fn cgroup_summary() -> (bool, String) {
         })
         .collect();
     let writable = |p: &str| {
-        // SAFETY-free probe: can we create (and remove) a directory?
+        // Writable if we can create (and remove) a directory.
         let d = format!("{p}/seqshield-probe-{}", std::process::id());
         let ok = std::fs::create_dir(&d).is_ok();
         let _ = std::fs::remove_dir(&d);

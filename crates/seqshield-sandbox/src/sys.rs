@@ -592,8 +592,7 @@ fn child_init(plan: &ChildPlan) -> ! {
         // cloned, and would wait for them forever. For the same reason the
         // id changes above are raw system calls, not glibc's set*id, which
         // signal every thread glibc believes exists.
-        let tool = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-            as libc::pid_t;
+        let tool = raw_clone(0).unwrap_or(-1);
         if tool < 0 {
             fail(plan.err_wr, Stage::ForkTool, 0, errno());
         }
@@ -879,10 +878,7 @@ pub(crate) struct Notification {
 /// Waits for the next notification; `None` when every task using the
 /// filter has gone.
 pub(crate) fn notif_recv(listener: &OwnedFd) -> io::Result<Option<Notification>> {
-    let mut sizes = SeccompNotifSizes { seccomp_notif: 0, seccomp_notif_resp: 0, seccomp_data: 0 };
-    // SAFETY: SECCOMP_GET_NOTIF_SIZES fills the struct.
-    unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0u32, &mut sizes as *mut SeccompNotifSizes) };
-    let size = (sizes.seccomp_notif as usize).max(std::mem::size_of::<libc::seccomp_notif>());
+    let size = notif_size();
     loop {
         let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: poll on one valid pollfd.
@@ -911,6 +907,19 @@ pub(crate) fn notif_recv(listener: &OwnedFd) -> io::Result<Option<Notification>>
         let n: libc::seccomp_notif = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
         return Ok(Some(Notification { id: n.id, nr: n.data.nr, pid: n.pid }));
     }
+}
+
+/// The kernel's `struct seccomp_notif` size (asked once), at least libc's.
+fn notif_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        let mut sizes = SeccompNotifSizes { seccomp_notif: 0, seccomp_notif_resp: 0, seccomp_data: 0 };
+        // SAFETY: SECCOMP_GET_NOTIF_SIZES fills the struct.
+        unsafe {
+            libc::syscall(libc::SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0u32, &mut sizes as *mut SeccompNotifSizes)
+        };
+        (sizes.seccomp_notif as usize).max(std::mem::size_of::<libc::seccomp_notif>())
+    })
 }
 
 /// Answers a notification: fail with `error` (a positive errno), or let the
@@ -1007,6 +1016,23 @@ pub(crate) fn try_lock_byte(file: &std::fs::File, offset: u64) -> io::Result<boo
     }
 }
 
+/// A fork-like `clone(2)` with extra `flags` (SIGCHLD on exit), returning 0
+/// in the child. Not fork(3): no atfork handlers, no glibc locks, so it is
+/// safe in a child of a threaded process. The caller's child must only make
+/// async-signal-safe calls and end in `_exit` or `execve`.
+fn raw_clone(flags: i32) -> io::Result<libc::pid_t> {
+    // SAFETY: no new stack (the child runs on a copy of this one) and no
+    // pointers; what the child does is the caller's contract above.
+    let pid = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid as libc::pid_t)
+    }
+}
+
 /// Makes a detached, recursive clone of `src` whose files owned by
 /// `owner_uid:owner_gid` appear (and are created) as `uid:gid`: an idmapped
 /// mount, so that a step running as a uid from the range can write in a
@@ -1019,20 +1045,7 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
     let (rd, wr) = pipe()?;
     let rd_raw = rd.as_raw_fd();
     let wr_raw = wr.as_raw_fd();
-    // SAFETY: fork-like clone; the child only reads one pipe and _exits.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let pid = raw_clone(libc::CLONE_NEWUSER)?;
     if pid == 0 {
         // SAFETY: async-signal-safe close, read and _exit only. Our copy of
         // the write end must go, or the read would never see EOF.
@@ -1043,7 +1056,6 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
             libc::_exit(0);
         }
     }
-    let pid = pid as i32;
     drop(rd);
     let result = (|| {
         write_id_maps(pid, &format!("{} {} 1\n", owner.0, step.0), &format!("{} {} 1\n", owner.1, step.1), true)?;
@@ -1091,15 +1103,14 @@ pub(crate) fn idmapped_clone(src: &CStr, owner: (u32, u32), step: (u32, u32), at
     result
 }
 
-/// A seccomp filter can be installed at all (no_new_privs in a throw-away
-/// child, then a filter that allows everything).
+/// Whether this kernel has seccomp (`PR_GET_SECCOMP` answers).
 pub(crate) fn seccomp_filter_available() -> bool {
     // SAFETY: prctl query without side effects.
     unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 }
 }
 
-/// Size of a seccomp user notification, as the kernel reports it (0 when
-/// user notification is unsupported).
+/// Whether the kernel supports seccomp user notification (it reports a
+/// non-zero notification size).
 pub(crate) fn seccomp_notif_supported() -> bool {
     let mut sizes = SeccompNotifSizes { seccomp_notif: 0, seccomp_notif_resp: 0, seccomp_data: 0 };
     // SAFETY: SECCOMP_GET_NOTIF_SIZES fills the struct.
@@ -1118,26 +1129,13 @@ pub(crate) fn euid_egid() -> (u32, u32) {
 /// Whether this process can create a user namespace right now (a child
 /// that is cloned into one and exits at once).
 pub(crate) fn userns_works() -> Result<(), i32> {
-    // SAFETY: fork-like clone; the child only calls _exit.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        return Err(errno());
-    }
+    let pid = raw_clone(libc::CLONE_NEWUSER).map_err(|e| e.raw_os_error().unwrap_or(0))?;
     if pid == 0 {
         // SAFETY: _exit is async-signal-safe and never returns.
         unsafe { libc::_exit(0) };
     }
     let mut st = 0;
     // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+    unsafe { libc::waitpid(pid, &mut st, 0) };
     Ok(())
 }
