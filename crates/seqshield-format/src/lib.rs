@@ -7,6 +7,12 @@
 //! Merkle root over the segments, MACed with HMAC-SHA256. The full
 //! specification is `docs/format.md`.
 //!
+//! For data that is public anyway, an object can be *integrity-only*
+//! ([`Header::with_integrity_only`]): each segment holds its plaintext in the
+//! clear followed by a GMAC tag under the same STREAM nonce, with the same
+//! layout, Merkle tree, trailer and tamper detection. Every reader and
+//! writer here handles both modes.
+//!
 //! This crate is pure: no network, no async runtime, no key management.
 //! Key-encryption keys live in `seqshield-keys`.
 //!
