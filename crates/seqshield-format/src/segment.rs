@@ -34,6 +34,11 @@ impl SegmentKey {
         Self { key, integrity_only }
     }
 
+    /// Whether segments carry the plaintext in the clear (GMAC only).
+    pub(crate) fn integrity_only(&self) -> bool {
+        self.integrity_only
+    }
+
     /// The GMAC tag of `data` at `(index, last)`.
     fn gmac(&self, index: u64, last: bool, data: &[u8]) -> [u8; TAG_LEN] {
         let tag = self
@@ -96,6 +101,56 @@ pub(crate) fn open(key: &SegmentKey, index: u64, last: bool, ct: &[u8], out: &mu
         key.key.open_separate_gather(nonce(index, last), Aad::empty(), c, t, &mut out[..body]).ok()?;
     }
     t.try_into().ok()
+}
+
+/// Authenticates `ct` (body ‖ tag) without handing out its plaintext.
+/// Integrity-only segments need no output at all; encrypted ones are
+/// decrypted into `scratch`, which grows to the segment's size once and is
+/// then reused. Returns the tag on success.
+pub(crate) fn authenticate(
+    key: &SegmentKey,
+    index: u64,
+    last: bool,
+    ct: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Option<[u8; TAG_LEN]> {
+    let body = ct.len().checked_sub(TAG_LEN)?;
+    if key.integrity_only {
+        let (c, t) = ct.split_at(body);
+        return key.gmac_verify(index, last, c, t).then(|| t.try_into().expect("16 bytes"));
+    }
+    if scratch.len() < body {
+        scratch.resize(body, 0);
+    }
+    open(key, index, last, ct, scratch)
+}
+
+/// Authenticates `ct` (body ‖ tag) and appends its plaintext to `out`
+/// (nothing is appended on failure). Reserve `out` beforehand and this never
+/// allocates. Returns the tag on success.
+pub(crate) fn open_append(
+    key: &SegmentKey,
+    index: u64,
+    last: bool,
+    ct: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<[u8; TAG_LEN]> {
+    let body = ct.len().checked_sub(TAG_LEN)?;
+    if key.integrity_only {
+        let (c, t) = ct.split_at(body);
+        if !key.gmac_verify(index, last, c, t) {
+            return None;
+        }
+        out.extend_from_slice(c);
+        return t.try_into().ok();
+    }
+    let start = out.len();
+    out.resize(start + body, 0);
+    let tag = open(key, index, last, ct, &mut out[start..]);
+    if tag.is_none() {
+        out.truncate(start);
+    }
+    tag
 }
 
 /// How far from its position a misplaced segment is searched for by the
