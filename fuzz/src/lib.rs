@@ -30,12 +30,13 @@ use seqshield_format::limits::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_LEN, MAX_METADATA_VALUE_LEN, MAX_RECIPIENTS, MAX_WRAPPED_KEY_LEN, TAG_LEN,
     TRAILER_LEN,
 };
+use seqshield_format::part::{part_leaves, split_object, wire_range, PartCodec};
 use seqshield_format::{
     Classification, DataKey, FormatError, Header, Reader, SealedHeader, StreamReader, WrappedKey, Writer, WriterOptions,
 };
 
 /// The fuzz targets, by cargo-fuzz name.
-pub const TARGETS: [&str; 4] = ["header", "header_build", "stream_reader", "seek_reader"];
+pub const TARGETS: [&str; 5] = ["header", "header_build", "stream_reader", "seek_reader", "part"];
 
 /// Plaintext bytes per segment of the fixture: the smallest allowed, so
 /// the fixture has several segments in a few KiB of input.
@@ -506,6 +507,72 @@ fn read_and_check(r: &mut impl Read, buf: &mut [u8], pos: &mut u64, object: &[u8
     }
 }
 
+// ------------------------------------------------------------------ part
+
+/// `PartCodec::check_part`, `open_part` and the keyless `part_leaves` over
+/// fuzzer-chosen or fuzzer-edited wire bytes, at a fuzzer-chosen position.
+///
+/// Input: `flags`, `first` and `total` (one byte each, taken mod 8), then
+/// the part: with `flags & 1 == 0` the rest of the input; otherwise a count
+/// byte and that many edits of the fixture's wire bytes (header and trailer
+/// cut off), of which segments `first..` are offered.
+pub fn part(data: &[u8]) {
+    let f = fixture();
+    let mut i = Input(data);
+    let flags = i.u8();
+    let first = u64::from(i.u8() % 8);
+    let total = u64::from(i.u8() % 8);
+    let wire = split_object(&f.object).expect("the fixture splits").wire;
+    let bytes = if flags & 1 == 0 {
+        i.take(usize::MAX).to_vec()
+    } else {
+        let mut w = wire.to_vec();
+        for _ in 0..i.u8() % 8 {
+            edit(&mut w, &mut i);
+        }
+        let skip = (first as usize * STRIDE).min(w.len());
+        w.split_off(skip)
+    };
+    check_part(first, total, &bytes);
+}
+
+/// A part may authenticate only if it is the fixture's own segments at
+/// their own positions, and then must give the fixture's leaves and
+/// plaintext; every entry point must agree with the others.
+pub fn check_part(first: u64, total: u64, bytes: &[u8]) {
+    let f = fixture();
+    let codec = PartCodec::new(&f.header, &f.key);
+    let fixture_total = codec.segment_count(PLAINTEXT_LEN as u64);
+    let wire = split_object(&f.object).expect("the fixture splits").wire;
+    let all = codec.check_part(0, fixture_total, wire).expect("the fixture's wire bytes check");
+    let checked = codec.check_part(first, total, bytes);
+    let mut out = b"prefix".to_vec();
+    let opened = codec.open_part(first, total, bytes, &mut out);
+    let keyless = part_leaves(SEGMENT_SIZE as usize, first, total, PLAINTEXT_LEN as u64, bytes);
+    match (&checked, &opened) {
+        (Ok(leaves), Ok(again)) => {
+            assert_eq!(leaves, again, "check_part and open_part disagree");
+            let n = leaves.len() as u64;
+            let r = wire_range(SEGMENT_SIZE as usize, PLAINTEXT_LEN as u64, first, n);
+            assert_eq!(bytes, &wire[r.start as usize..r.end as usize], "altered part authenticated");
+            assert_eq!(leaves[..], all[first as usize..(first + n) as usize], "leaves differ");
+            if first + n == total {
+                assert_eq!(total, fixture_total, "a final segment authenticated at another count");
+            }
+            let start = first as usize * SEGMENT_SIZE as usize;
+            assert_eq!(out[6..], f.plaintext[start..(start + out.len() - 6)], "wrong plaintext");
+            if total == fixture_total {
+                assert_eq!(keyless.as_ref().ok(), Some(leaves), "keyless leaves differ");
+            }
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a.code(), b.code(), "check_part and open_part disagree");
+            assert_eq!(out, b"prefix", "open_part appended on error");
+        }
+        (a, b) => panic!("check_part {a:?} and open_part {b:?} disagree"),
+    }
+}
+
 // ------------------------------------------------------------ corpora
 
 /// Seed inputs for `target`: the fixture whole and lightly edited, in
@@ -550,6 +617,17 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             let mut v = vec![cat(&[&[0], &object_len, &f.object, ops])];
             v.extend(edits.iter().map(|e| cat(&[e, ops])));
             v
+        }
+        "part" => {
+            // Flags, first, total: segments 1.. of the fixture as given, the
+            // whole wire edited (a flip in segment 1), and segments 2.. at
+            // a wrong position.
+            let wire = &f.object[header_len..f.object.len() - TRAILER_LEN];
+            vec![
+                cat(&[&[0, 1, 4], &wire[STRIDE..]]),
+                cat(&[&[1, 0, 4, 1, 0], &u16_be(STRIDE + 5), &[0, 0, 0x10]]),
+                cat(&[&[0, 1, 4], &wire[2 * STRIDE..]]),
+            ]
         }
         other => panic!("unknown fuzz target {other}"),
     }

@@ -47,7 +47,8 @@ def decode(obj, data_key):
     assert hashlib.sha256(signed).digest() == checksum, "header checksum"
     body = obj[14 : 14 + body_len]
     segment_size, classification, flags = struct.unpack(">IBB", body[:6])
-    assert flags == 0
+    assert flags & ~0x01 == 0, "unknown flags"
+    integrity_only = bool(flags & 0x01)
     salt = body[6:38]
     k_payload = hkdf(salt, data_key, b"seqshield/v1/payload")
     k_header = hkdf(salt, data_key, b"seqshield/v1/header")
@@ -67,14 +68,20 @@ def decode(obj, data_key):
         last = i == count - 1
         seg = data[i * stride : (i + 1) * stride] if not last else data[i * stride :]
         nonce = b"\x00\x00\x00" + struct.pack(">QB", i, 1 if last else 0)
-        out.append(aead.decrypt(nonce, seg, b""))
+        if integrity_only:
+            # plaintext ‖ GMAC tag: AES-GCM with the plaintext as AAD and an
+            # empty plaintext, under the same nonce.
+            out.append(seg[:-16])
+            assert aead.decrypt(nonce, seg[-16:], seg[:-16]) == b"", "GMAC"
+        else:
+            out.append(aead.decrypt(nonce, seg, b""))
         leaf = struct.pack(">QBI", i, 1 if last else 0, len(seg)) + seg[-16:]
         leaves.append(hashlib.sha256(b"\x00" + leaf).digest())
     assert len(data) == (count - 1) * stride + len(seg), "length"
     assert mth(leaves) == root, "Merkle root"
     plain = b"".join(out)
     assert len(plain) == plaintext_len
-    return plain, root, count, classification
+    return plain, root, count, classification, integrity_only
 
 
 def main(paths):
@@ -84,11 +91,13 @@ def main(paths):
             print(f"{v['name']}: no object bytes in the vector (hash only), skipped")
             continue
         obj = bytes.fromhex(v["object_hex"])
-        plain, root, count, _ = decode(obj, bytes.fromhex(v["data_key"]))
+        plain, root, count, _, integrity_only = decode(obj, bytes.fromhex(v["data_key"]))
+        assert integrity_only == v.get("integrity_only", False), f"{p}: mode"
         expected = bytes((7 * i + 3) % 251 for i in range(v["plaintext_len"]))
         assert plain == expected, f"{p}: plaintext"
         assert root.hex() == v["merkle_root"] and count == v["segment_count"], f"{p}: root/count"
-        print(f"{v['name']}: ok ({count} segments)")
+        mode = "integrity-only" if integrity_only else "encrypted"
+        print(f"{v['name']}: ok ({count} segments, {mode})")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,29 @@ pub enum FormatError {
     /// The object has more segments than [`MAX_SEGMENTS`](crate::limits::MAX_SEGMENTS).
     #[error("object exceeds the maximum of 2^48 segments")]
     TooManySegments,
+    /// A part (see [`part`](crate::part)) claims a position its object does
+    /// not have: `first_index` is not below `total_segments`, or
+    /// `total_segments` is 0.
+    #[error("part starts at segment {first_index}, but the object has {total_segments} segments")]
+    PartOutOfRange {
+        /// The segment the part claims to start at.
+        first_index: u64,
+        /// The object's segment count as given.
+        total_segments: u64,
+    },
+    /// A part's bytes are not a run of whole segments at its position: a
+    /// segment is cut short, or the part runs past the object's final
+    /// segment. (A part cut exactly at a segment boundary is a shorter valid
+    /// part; see [`part`](crate::part).)
+    #[error("part starting at segment {first_index} has a wrong length ({len} bytes): segment {index} is cut short or lies past the end of the object")]
+    PartLength {
+        /// The segment the part starts at.
+        first_index: u64,
+        /// The part's length in bytes (wire bytes, or plaintext when sealing).
+        len: u64,
+        /// The first segment position the bytes do not fit.
+        index: u64,
+    },
     /// The underlying reader or writer failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -105,6 +128,8 @@ impl FormatError {
             Self::TrailerAuthFailed => "trailer_auth_failed",
             Self::TrailerMismatch(_) => "trailer_mismatch",
             Self::TooManySegments => "too_many_segments",
+            Self::PartOutOfRange { .. } => "part_out_of_range",
+            Self::PartLength { .. } => "part_length",
             Self::Io(_) => "io",
         }
     }
@@ -115,7 +140,9 @@ impl FormatError {
             Self::SegmentAuthFailed { index }
             | Self::SegmentMisplaced { index, .. }
             | Self::Extended { index }
-            | Self::EmptySegment { index } => Some(*index),
+            | Self::EmptySegment { index }
+            | Self::PartLength { index, .. } => Some(*index),
+            Self::PartOutOfRange { first_index, .. } => Some(*first_index),
             Self::Truncated { after_segment } => after_segment.map(|i| i + 1),
             _ => None,
         }

@@ -10,6 +10,9 @@
 //!        metadata_count:u8  { key:str8 value:str16 }*
 //! ```
 //!
+//! `flags` has one defined bit, [`FLAG_INTEGRITY_ONLY`]; any other bit is
+//! refused.
+//!
 //! `checksum` is an unkeyed SHA-256 of everything before it; it only tells
 //! accidental damage apart from a wrong key. `mac` is HMAC-SHA256 under the
 //! header subkey over the same bytes, and is what authenticates the header.
@@ -22,6 +25,14 @@ use crate::classification::Classification;
 use crate::error::FormatError;
 use crate::key::{fill_random, DataKey, ObjectKeys};
 use crate::limits::*;
+
+/// Header flag: the segments hold the plaintext in the clear, each followed
+/// by a GMAC tag (`docs/format.md` §5.1). For data that is public anyway.
+pub const FLAG_INTEGRITY_ONLY: u8 = 0x01;
+
+/// Every header flag this version defines; a header with any other bit set
+/// is refused (`header_out_of_bounds`, field `flags`).
+pub const KNOWN_FLAGS: u8 = FLAG_INTEGRITY_ONLY;
 
 /// One recipient's copy of the data key, wrapped by a key-encryption key.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +66,7 @@ impl std::fmt::Debug for WrappedKey {
 pub struct Header {
     segment_size: u32,
     classification: Classification,
+    integrity_only: bool,
     content_type: String,
     #[serde(serialize_with = "hex_bytes")]
     salt: [u8; SALT_LEN],
@@ -74,6 +86,7 @@ impl Header {
         let header = Self {
             segment_size: DEFAULT_SEGMENT_SIZE,
             classification,
+            integrity_only: false,
             content_type: content_type.to_owned(),
             salt,
             recipients,
@@ -96,6 +109,23 @@ impl Header {
         self.segment_size = segment_size;
         self.validate()?;
         Ok(self)
+    }
+
+    /// Makes the object integrity-only (`true`) or encrypted (`false`, the
+    /// default).
+    ///
+    /// An integrity-only object stores every plaintext byte in the clear:
+    /// each segment is `plaintext ‖ GMAC tag` instead of `ciphertext ‖ GCM
+    /// tag`. Layout, sizes, Merkle tree, trailer and the detection of every
+    /// kind of tampering are those of an encrypted object; only
+    /// confidentiality is gone. Use it only for data that may be published
+    /// (classification `public`): the format does not tie the flag to the
+    /// classification, that policy belongs to the caller. The flag is
+    /// covered by the header checksum and MAC, so it cannot be flipped
+    /// without the data key.
+    pub fn with_integrity_only(mut self, integrity_only: bool) -> Self {
+        self.integrity_only = integrity_only;
+        self
     }
 
     /// Adds an authenticated, unencrypted metadata entry. Never put secrets
@@ -124,6 +154,23 @@ impl Header {
     /// The data classification label.
     pub fn classification(&self) -> Classification {
         self.classification
+    }
+
+    /// Whether the segments hold the plaintext in the clear, authenticated
+    /// by GMAC tags only (see [`with_integrity_only`](Header::with_integrity_only)).
+    /// On a [`SealedHeader::unverified`] header this is unauthenticated, like
+    /// every other field there.
+    pub fn integrity_only(&self) -> bool {
+        self.integrity_only
+    }
+
+    /// The header's `flags` byte.
+    fn flags(&self) -> u8 {
+        if self.integrity_only {
+            FLAG_INTEGRITY_ONLY
+        } else {
+            0
+        }
     }
 
     /// The content type.
@@ -182,7 +229,7 @@ impl Header {
         let mut b = Vec::with_capacity(128 + self.recipients.len() * 600);
         b.extend_from_slice(&self.segment_size.to_be_bytes());
         b.push(self.classification.code());
-        b.push(0); // flags: reserved, must be zero
+        b.push(self.flags());
         b.extend_from_slice(&self.salt);
         put_str8(&mut b, &self.content_type);
         b.push(self.recipients.len() as u8);
@@ -203,7 +250,7 @@ impl Header {
 
     /// Encodes the header, with its checksum and its MAC under `data_key`.
     pub fn encode(&self, data_key: &DataKey) -> Vec<u8> {
-        let keys = ObjectKeys::derive(data_key, &self.salt);
+        let keys = ObjectKeys::for_header(self, data_key);
         self.encode_with(&keys)
     }
 
@@ -324,7 +371,7 @@ impl SealedHeader {
 
     /// Verifies the header MAC with the data key.
     pub fn authenticate(self, data_key: &DataKey) -> Result<Header, FormatError> {
-        let keys = ObjectKeys::derive(data_key, &self.header.salt);
+        let keys = ObjectKeys::for_header(&self.header, data_key);
         hmac::verify(&keys.header_mac, &self.signed, &self.mac).map_err(|_| FormatError::HeaderAuthFailed)?;
         Ok(self.header)
     }
@@ -389,9 +436,16 @@ fn parse_body(body: &[u8]) -> Result<Header, FormatError> {
         min: 0,
         max: 3,
     })?;
-    if c.u8()? != 0 {
-        return Err(FormatError::HeaderMalformed("reserved flags are not zero"));
+    let flags = c.u8()?;
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(FormatError::HeaderOutOfBounds {
+            field: "flags",
+            value: flags.into(),
+            min: 0,
+            max: KNOWN_FLAGS.into(),
+        });
     }
+    let integrity_only = flags & FLAG_INTEGRITY_ONLY != 0;
     let mut salt = [0u8; SALT_LEN];
     salt.copy_from_slice(c.take(SALT_LEN)?);
     let content_type = c.str8("content_type", MAX_CONTENT_TYPE_LEN)?;
@@ -419,7 +473,7 @@ fn parse_body(body: &[u8]) -> Result<Header, FormatError> {
     if !c.0.is_empty() {
         return Err(FormatError::HeaderMalformed("trailing bytes after the last header field"));
     }
-    let header = Header { segment_size, classification, content_type, salt, recipients, metadata };
+    let header = Header { segment_size, classification, integrity_only, content_type, salt, recipients, metadata };
     header.validate()?;
     Ok(header)
 }
@@ -506,6 +560,58 @@ mod tests {
             SealedHeader::read_from(&mut bytes.as_slice()),
             Err(FormatError::HeaderOutOfBounds { field: "header_body_len", .. })
         ));
+    }
+
+    /// Rewrites the flags byte and fixes the checksum, as an attacker would.
+    fn with_flags(bytes: &[u8], flags: u8) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        b[HEADER_PREFIX_LEN + 5] = flags;
+        let signed = b.len() - 2 * HEADER_DIGEST_LEN;
+        let sum = digest::digest(&digest::SHA256, &b[..signed]);
+        b[signed..signed + HEADER_DIGEST_LEN].copy_from_slice(sum.as_ref());
+        b
+    }
+
+    #[test]
+    fn integrity_only_flag_round_trips_and_is_authenticated() {
+        let key = DataKey::generate();
+        let plain = sample();
+        let clear = sample().with_integrity_only(true);
+        assert!(!plain.integrity_only() && clear.integrity_only());
+        assert!(!clear.clone().with_integrity_only(false).integrity_only());
+        for h in [&plain, &clear] {
+            let bytes = h.encode(&key);
+            assert_eq!(bytes[HEADER_PREFIX_LEN + 5], u8::from(h.integrity_only()), "flags byte");
+            let (sealed, _) = SealedHeader::parse(&bytes).unwrap();
+            assert_eq!(sealed.unverified().integrity_only(), h.integrity_only());
+            assert_eq!(&sealed.authenticate(&key).unwrap(), h);
+            // Passing one mode off as the other: the checksum can be fixed,
+            // the MAC cannot.
+            let flipped = with_flags(&bytes, bytes[HEADER_PREFIX_LEN + 5] ^ FLAG_INTEGRITY_ONLY);
+            let (sealed, _) = SealedHeader::parse(&flipped).unwrap();
+            assert_eq!(sealed.unverified().integrity_only(), !h.integrity_only());
+            assert!(matches!(sealed.authenticate(&key), Err(FormatError::HeaderAuthFailed)));
+        }
+    }
+
+    #[test]
+    fn unknown_flag_bits_are_refused_by_name() {
+        let bytes = sample().with_integrity_only(true).encode(&DataKey::generate());
+        for flags in [0x02, 0x03, 0x80, 0xff] {
+            match SealedHeader::parse(&with_flags(&bytes, flags)) {
+                Err(FormatError::HeaderOutOfBounds { field: "flags", value, min: 0, max: 1 }) => {
+                    assert_eq!(value, u64::from(flags))
+                }
+                other => panic!("flags {flags:#04x}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn integrity_only_shows_in_the_serialized_header() {
+        // `seqshield inspect --json` prints the unverified header as is.
+        let v = serde_json::to_value(sample().with_integrity_only(true)).unwrap();
+        assert_eq!(v["integrity_only"], true);
     }
 
     #[test]

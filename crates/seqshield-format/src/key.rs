@@ -13,7 +13,9 @@
 use aws_lc_rs::{aead, hkdf, hmac};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::header::Header;
 use crate::limits::SALT_LEN;
+use crate::segment::SegmentKey;
 
 /// Length of a data key in bytes.
 pub const DATA_KEY_LEN: usize = 32;
@@ -87,23 +89,30 @@ fn derive(data_key: &DataKey, salt: &[u8; SALT_LEN], info: &[u8]) -> Zeroizing<[
 
 /// The subkeys of one object.
 pub(crate) struct ObjectKeys {
-    pub(crate) payload: aead::LessSafeKey,
+    pub(crate) payload: SegmentKey,
     pub(crate) header_mac: hmac::Key,
     pub(crate) trailer_mac: hmac::Key,
 }
 
 impl ObjectKeys {
-    pub(crate) fn derive(data_key: &DataKey, salt: &[u8; SALT_LEN]) -> Self {
+    /// The subkeys for `salt`; the segments are GMAC-only when
+    /// `integrity_only` (the header's `INTEGRITY_ONLY` flag).
+    pub(crate) fn derive(data_key: &DataKey, salt: &[u8; SALT_LEN], integrity_only: bool) -> Self {
         let payload = derive(data_key, salt, b"seqshield/v1/payload");
         let header = derive(data_key, salt, b"seqshield/v1/header");
         let merkle = derive(data_key, salt, b"seqshield/v1/merkle");
         let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, payload.as_ref())
             .expect("a 32-byte key is valid for AES-256-GCM");
         Self {
-            payload: aead::LessSafeKey::new(unbound),
+            payload: SegmentKey::new(aead::LessSafeKey::new(unbound), integrity_only),
             header_mac: hmac::Key::new(hmac::HMAC_SHA256, header.as_ref()),
             trailer_mac: hmac::Key::new(hmac::HMAC_SHA256, merkle.as_ref()),
         }
+    }
+
+    /// The subkeys of the object described by `header`.
+    pub(crate) fn for_header(header: &Header, data_key: &DataKey) -> Self {
+        Self::derive(data_key, header.salt(), header.integrity_only())
     }
 }
 

@@ -7,6 +7,15 @@
 //! Merkle root over the segments, MACed with HMAC-SHA256. The full
 //! specification is `docs/format.md`.
 //!
+//! For data that is public anyway, an object can be *integrity-only*
+//! ([`Header::with_integrity_only`]): each segment holds its plaintext in the
+//! clear followed by a GMAC tag under the same STREAM nonce, with the same
+//! layout, Merkle tree, trailer and tamper detection. Every reader and
+//! writer here handles both modes.
+//!
+//! [`part`] seals and checks runs of whole segments on their own, for an
+//! object store that moves objects in parts.
+//!
 //! This crate is pure: no network, no async runtime, no key management.
 //! Key-encryption keys live in `seqshield-keys`.
 //!
@@ -42,6 +51,7 @@ pub mod limits;
 pub mod merkle;
 pub mod oneshot;
 pub mod parallel;
+pub mod part;
 pub mod seek;
 mod segment;
 pub mod stream;
@@ -53,6 +63,7 @@ pub use error::{classify_io_error, FormatError};
 pub use header::{Header, SealedHeader, WrappedKey};
 pub use key::DataKey;
 pub use oneshot::{encrypt_into, encrypted_len};
+pub use part::PartCodec;
 pub use seek::Reader;
 pub use stream::StreamReader;
 pub use writer::{Sealed, Summary, Writer, WriterOptions};

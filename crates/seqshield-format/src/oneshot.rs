@@ -40,7 +40,7 @@ pub fn encrypt_into(
             format!("output buffer is {} bytes; the object needs {expected}", out.len()),
         )));
     }
-    let keys = ObjectKeys::derive(data_key, header.salt());
+    let keys = ObjectKeys::for_header(header, data_key);
     let seg = header.segment_size() as usize;
     let stride = seg + TAG_LEN;
     let n = plain.len().div_ceil(seg).max(1);

@@ -173,7 +173,7 @@ pub fn encrypt_from<R: ReadAt + ?Sized, W: Write>(
     data_key: &DataKey,
     opts: WriterOptions,
 ) -> Result<(W, Summary), FormatError> {
-    let keys = ObjectKeys::derive(data_key, header.salt());
+    let keys = ObjectKeys::for_header(header, data_key);
     let seg = header.segment_size() as usize;
     let count = plaintext_len.div_ceil(seg as u64).max(1);
     if count > MAX_SEGMENTS {
@@ -218,7 +218,7 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
     mut out: W,
     opts: WriterOptions,
 ) -> Result<(W, Summary), FormatError> {
-    let keys = ObjectKeys::derive(data_key, header.salt());
+    let keys = ObjectKeys::for_header(header, data_key);
     let seg = header.segment_size() as usize;
     let stride = seg + TAG_LEN;
     let data_start = header.encoded_len() as u64;
@@ -262,7 +262,14 @@ pub fn decrypt_to<R: ReadAt + ?Sized, W: Write>(
             let len = layout.pt_len(i);
             let ct = &cbuf[c..c + len + TAG_LEN];
             let Some(tag) = segment::open(key, i, i + 1 == count, ct, &mut pbuf[p..p + len]) else {
-                return Err(segment::diagnose(key, i, i + 1 == count, ct, ct, Some(count), stride));
+                return Err(segment::diagnose(
+                    key,
+                    i,
+                    i + 1 == count,
+                    ct,
+                    ct,
+                    segment::Shape::reader(Some(count), stride),
+                ));
             };
             if len == 0 && i > 0 {
                 return Err(FormatError::EmptySegment { index: i });

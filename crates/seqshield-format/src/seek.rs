@@ -39,7 +39,7 @@ impl<R: Read + Seek> Reader<R> {
     /// Opens an object whose authenticated header is `header`; `inner` may
     /// be positioned anywhere. The header must start at offset 0.
     pub fn new(mut inner: R, header: &Header, data_key: &DataKey) -> Result<Self, FormatError> {
-        let keys = ObjectKeys::derive(data_key, header.salt());
+        let keys = ObjectKeys::for_header(header, data_key);
         let seg = u64::from(header.segment_size());
         let stride = seg + TAG_LEN as u64;
         let data_start = header.encoded_len() as u64;
@@ -116,8 +116,7 @@ impl<R: Read + Seek> Reader<R> {
                 last,
                 ct,
                 ct,
-                Some(self.count),
-                self.stride as usize,
+                segment::Shape::reader(Some(self.count), self.stride as usize),
             ));
         }
         self.plain_len = pt_len;

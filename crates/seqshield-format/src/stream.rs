@@ -63,7 +63,7 @@ impl<R: Read> StreamReader<R> {
         let batch = opts.effective_batch(seg);
         Self {
             inner,
-            keys: ObjectKeys::derive(data_key, header.salt()),
+            keys: ObjectKeys::for_header(header, data_key),
             seg,
             stride,
             batch,
@@ -189,7 +189,14 @@ impl<R: Read> StreamReader<R> {
             let Some(tag) = tag else {
                 let start = i * stride;
                 let rest = &self.cbuf[start..self.clen];
-                return Err(segment::diagnose(key, index, eof && is_final, &rest[..len], rest, None, stride));
+                return Err(segment::diagnose(
+                    key,
+                    index,
+                    eof && is_final,
+                    &rest[..len],
+                    rest,
+                    segment::Shape::reader(None, stride),
+                ));
             };
             if len == TAG_LEN && index > 0 {
                 return Err(FormatError::EmptySegment { index });

@@ -112,7 +112,7 @@ impl<W: Write> Writer<W> {
 
     /// Starts an object with explicit tuning.
     pub fn with_options(mut inner: W, header: &Header, data_key: &DataKey, opts: WriterOptions) -> io::Result<Self> {
-        let keys = ObjectKeys::derive(data_key, header.salt());
+        let keys = ObjectKeys::for_header(header, data_key);
         inner.write_all(&header.encode_with(&keys))?;
         let seg = header.segment_size() as usize;
         let slots = opts.effective_batch(seg);

@@ -15,7 +15,7 @@
 mod targets;
 
 use seqshield_format::limits::{
-    HEADER_DIGEST_LEN, HEADER_PREFIX_LEN, MAX_HEADER_BODY_LEN, MAX_RECIPIENTS, MAX_WRAPPED_KEY_LEN,
+    HEADER_DIGEST_LEN, HEADER_PREFIX_LEN, MAX_HEADER_BODY_LEN, MAX_RECIPIENTS, MAX_WRAPPED_KEY_LEN, TRAILER_LEN,
 };
 use seqshield_format::{Classification, DataKey, Header, SealedHeader, WrappedKey, WriterOptions};
 use targets::{fixture, STRIDE};
@@ -195,6 +195,35 @@ fn seek_reader_never_releases_altered_plaintext() {
 }
 
 #[test]
+fn part_codec_never_authenticates_an_altered_part() {
+    let mut rng = Rng(5);
+    let f = fixture();
+    let wire = &f.object[f.header.encoded_len()..f.object.len() - TRAILER_LEN];
+    for case in 0..900 {
+        let (first, total) = (rng.byte(), rng.byte());
+        let input = match case % 4 {
+            0 => [&[1, first, total][..], &edit_script(&mut rng, 1)[1..]].concat(),
+            1 => [&[0, first, total][..], &rng.noise(0, 3 * STRIDE)].concat(),
+            // Whole segments of the fixture, maybe at the wrong place.
+            2 => {
+                let from = rng.below(4) * STRIDE;
+                let n = rng.below(5) * STRIDE;
+                [&[0, first, total][..], &wire[from.min(wire.len())..(from + n).min(wire.len())]].concat()
+            }
+            _ => [&[0, first, total][..], &mutate(&mut rng, wire, case)].concat(),
+        };
+        targets::part(&input);
+    }
+    // The fixture's own parts, every split at the right count.
+    for first in 0..4u64 {
+        for n in 1..=4 - first {
+            let part = &wire[first as usize * STRIDE..((first + n) as usize * STRIDE).min(wire.len())];
+            targets::check_part(first, 4, part);
+        }
+    }
+}
+
+#[test]
 fn seed_corpora_pass_every_target() {
     // Why: a seed that crashes would make every fuzz run start with a crash.
     for target in targets::TARGETS {
@@ -212,6 +241,7 @@ fn run(target: &str, input: &[u8]) {
         "header_build" => targets::header_build(input),
         "stream_reader" => targets::stream_reader(input),
         "seek_reader" => targets::seek_reader(input),
+        "part" => targets::part(input),
         other => panic!("unknown target {other}"),
     }
 }

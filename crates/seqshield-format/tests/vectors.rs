@@ -31,6 +31,7 @@ struct Spec {
     classification: Classification,
     recipients: usize,
     metadata: &'static [(&'static str, &'static str)],
+    integrity_only: bool,
 }
 
 const SPECS: &[Spec] = &[
@@ -41,6 +42,7 @@ const SPECS: &[Spec] = &[
         classification: Classification::Public,
         recipients: 1,
         metadata: &[],
+        integrity_only: false,
     },
     Spec {
         name: "one-byte",
@@ -49,6 +51,7 @@ const SPECS: &[Spec] = &[
         classification: Classification::Internal,
         recipients: 1,
         metadata: &[],
+        integrity_only: false,
     },
     Spec {
         name: "one-full-segment",
@@ -57,6 +60,7 @@ const SPECS: &[Spec] = &[
         classification: Classification::Restricted,
         recipients: 1,
         metadata: &[],
+        integrity_only: false,
     },
     Spec {
         name: "three-segments-and-a-bit",
@@ -65,6 +69,7 @@ const SPECS: &[Spec] = &[
         classification: Classification::Controlled,
         recipients: 2,
         metadata: &[("sample", "S-0001"), ("pipeline", "bwa-mem 0.7.17")],
+        integrity_only: false,
     },
     Spec {
         name: "default-segments",
@@ -73,8 +78,22 @@ const SPECS: &[Spec] = &[
         classification: Classification::Controlled,
         recipients: 1,
         metadata: &[],
+        integrity_only: false,
+    },
+    Spec {
+        name: "integrity-only",
+        len: 3 * 1024 + 5,
+        segment_size: 1024,
+        classification: Classification::Public,
+        recipients: 1,
+        metadata: &[("license", "CC0-1.0")],
+        integrity_only: true,
     },
 ];
+
+/// The vectors whose negative cases are generated (same damage, same codes,
+/// in both modes).
+const WITH_NEGATIVE_CASES: [&str; 2] = ["three-segments-and-a-bit", "integrity-only"];
 
 fn build(spec: &Spec, idx: u8) -> (Value, Vec<u8>) {
     let key_bytes: Vec<u8> = (0..32).map(|i| idx.wrapping_mul(31).wrapping_add(i)).collect();
@@ -92,7 +111,8 @@ fn build(spec: &Spec, idx: u8) -> (Value, Vec<u8>) {
         .unwrap()
         .with_segment_size(spec.segment_size)
         .unwrap()
-        .with_salt_for_tests(salt);
+        .with_salt_for_tests(salt)
+        .with_integrity_only(spec.integrity_only);
     for (k, v) in spec.metadata {
         header = header.with_metadata(k, v).unwrap();
     }
@@ -106,6 +126,7 @@ fn build(spec: &Spec, idx: u8) -> (Value, Vec<u8>) {
         "salt": hex::encode(salt),
         "segment_size": spec.segment_size,
         "classification": spec.classification,
+        "integrity_only": spec.integrity_only,
         "plaintext_len": spec.len,
         "header_len": header.encoded_len(),
         "segment_count": sealed.summary.segment_count,
@@ -118,11 +139,14 @@ fn build(spec: &Spec, idx: u8) -> (Value, Vec<u8>) {
     (v, object)
 }
 
-/// Damage applied to the "three-segments-and-a-bit" vector, with the error
-/// every reader must report.
-fn negative_cases(header_len: usize) -> Value {
+/// Damage applied to the "three-segments-and-a-bit" and "integrity-only"
+/// vectors, with the error every reader must report.
+fn negative_cases(header_len: usize, integrity_only: bool) -> Value {
     let seg = |i: usize| header_len + i * (1024 + 16);
+    let other_mode = u8::from(!integrity_only);
     json!([
+        {"what": "mode flag flipped, checksum fixed", "set": [19, other_mode], "fix_checksum": true, "code": "header_auth_failed"},
+        {"what": "unknown flag bit, checksum fixed", "set": [19, 2], "fix_checksum": true, "code": "header_out_of_bounds"},
         {"what": "bit flip in header body", "xor": [20, 1], "code": "header_corrupt"},
         {"what": "bit flip in header MAC", "xor": [header_len - 1, 1], "code": "header_auth_failed"},
         {"what": "bit flip in segment 2 ciphertext", "xor": [seg(2) + 5, 128], "code": "segment_auth_failed", "segment": 2},
@@ -165,6 +189,12 @@ fn apply(case: &Value, object: &[u8]) -> Vec<u8> {
     if let Some(h) = case.get("append_hex") {
         o.extend(hex::decode(h.as_str().unwrap()).unwrap());
     }
+    if case.get("fix_checksum").is_some() {
+        // As an attacker would: the checksum is unkeyed.
+        let signed = 14 + u32::from_be_bytes(o[10..14].try_into().unwrap()) as usize;
+        let sum = digest::digest(&digest::SHA256, &o[..signed]);
+        o[signed..signed + 32].copy_from_slice(sum.as_ref());
+    }
     o
 }
 
@@ -174,8 +204,8 @@ fn vectors_hold_on_every_path() {
         std::fs::create_dir_all(dir()).unwrap();
         for (i, spec) in SPECS.iter().enumerate() {
             let (mut v, object) = build(spec, i as u8);
-            if spec.name == "three-segments-and-a-bit" {
-                v["negative"] = negative_cases(v["header_len"].as_u64().unwrap() as usize);
+            if WITH_NEGATIVE_CASES.contains(&spec.name) {
+                v["negative"] = negative_cases(v["header_len"].as_u64().unwrap() as usize, spec.integrity_only);
             }
             let _ = object;
             std::fs::write(dir().join(format!("{}.json", spec.name)), serde_json::to_string_pretty(&v).unwrap() + "\n")
@@ -196,6 +226,8 @@ fn vectors_hold_on_every_path() {
         }
         let key = DataKey::from_slice(&hex::decode(v["data_key"].as_str().unwrap()).unwrap()).unwrap();
         let hdr = SealedHeaderExt::header(&object, &key);
+        assert_eq!(hdr.integrity_only(), spec.integrity_only, "{}", spec.name);
+        assert_eq!(v.get("negative").is_some(), WITH_NEGATIVE_CASES.contains(&spec.name), "{}", spec.name);
         let parallel = {
             let mut w =
                 Writer::with_options(Vec::new(), &hdr, &key, WriterOptions { threads: 2, batch_segments: 3 }).unwrap();
@@ -253,5 +285,5 @@ fn vectors_agree_with_independent_python_decoder() {
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(text.matches(": ok").count(), 4, "{text}");
+    assert_eq!(text.matches(": ok").count(), 5, "{text}");
 }

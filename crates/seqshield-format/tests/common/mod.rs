@@ -21,6 +21,23 @@ pub fn header(seg: u32) -> Header {
     .unwrap()
 }
 
+/// Both object modes: encrypted, and integrity-only (plaintext ‖ GMAC tag).
+pub const MODES: [bool; 2] = [false, true];
+
+/// A header of `seg`-byte segments, integrity-only or encrypted.
+pub fn header_mode(seg: u32, integrity_only: bool) -> Header {
+    header(seg).with_integrity_only(integrity_only)
+}
+
+/// A name for a mode, for assertion messages.
+pub fn mode_name(integrity_only: bool) -> &'static str {
+    if integrity_only {
+        "integrity-only"
+    } else {
+        "encrypted"
+    }
+}
+
 pub fn encrypt(key: &DataKey, header: &Header, plain: &[u8], opts: WriterOptions) -> Vec<u8> {
     let mut w = Writer::with_options(Vec::new(), header, key, opts).unwrap();
     // Uneven writes exercise the buffering.
