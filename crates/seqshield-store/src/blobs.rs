@@ -11,8 +11,8 @@
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use object_store::azure::MicrosoftAzureBuilder;
 use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -182,6 +182,16 @@ impl Backend {
                 .map_err(|e| StoreError::Blob(format!("cannot sync {}: {e}", d.display())))?;
         }
         Ok(())
+    }
+}
+
+impl Backend {
+    /// Removes the directory a local backend leaves behind once every blob
+    /// under `prefix` is deleted (`object_store` deletes files only).
+    pub fn remove_empty_prefix(&self, prefix: &Path) {
+        if let Some(root) = &self.local_root {
+            let _ = std::fs::remove_dir(root.join(prefix.as_ref()));
+        }
     }
 }
 

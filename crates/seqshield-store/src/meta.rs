@@ -225,13 +225,12 @@ impl Meta {
 
     /// Objects in `state`, oldest first, at most `limit`.
     pub async fn list(&self, state: State, limit: i64) -> Result<Vec<ObjectRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM objects WHERE state = $1 ORDER BY created_at, id LIMIT $2"
-        ))
-        .bind(state.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM objects WHERE state = $1 ORDER BY created_at, id LIMIT $2"))
+                .bind(state.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(object_row).collect()
     }
 
@@ -273,7 +272,11 @@ impl Meta {
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 1 {
-            sqlx::query("UPDATE objects SET updated_at = $1 WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
+            sqlx::query("UPDATE objects SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(done.rows_affected() == 1)
     }
@@ -384,6 +387,13 @@ impl Meta {
                 })
             })
             .collect()
+    }
+
+    /// Runs one statement as is (administration: `CREATE DATABASE` and the
+    /// like). Never with request data.
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Closes the pool.

@@ -23,7 +23,10 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
         return bad("must be 1 to 255 bytes");
     }
     if let Some(c) = name.chars().find(|&c| is_hidden_or_control(c)) {
-        return Err(StoreError::invalid("name", format!("contains the control or formatting character U+{:04X}", c as u32)));
+        return Err(StoreError::invalid(
+            "name",
+            format!("contains the control or formatting character U+{:04X}", c as u32),
+        ));
     }
     if name.contains('\\') {
         return bad("contains a backslash");
@@ -85,8 +88,24 @@ mod tests {
             check_name(ok).unwrap();
         }
         for bad in [
-            "", "../etc/passwd", "a/../b", "/abs", "a//b", "./a", "a/.", "a\\b", "a\nb", "a\rb", "tab\there",
-            "nul\0", "del\u{7f}", "c1\u{85}", "bidi\u{202e}gpj.exe", "zw\u{200b}j", "bom\u{feff}", "ls\u{2028}",
+            "",
+            "../etc/passwd",
+            "a/../b",
+            "/abs",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "a\nb",
+            "a\rb",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{85}",
+            "bidi\u{202e}gpj.exe",
+            "zw\u{200b}j",
+            "bom\u{feff}",
+            "ls\u{2028}",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }

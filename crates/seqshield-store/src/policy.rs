@@ -195,7 +195,11 @@ mod tests {
         assert!(matches!(e, Err(PolicyError::UnknownClass(_))), "{e:?}");
         let e = StoragePolicy::from_toml(&ok.replace("encrypt = false", "encrypt = false\nzip = true"));
         assert!(matches!(e, Err(PolicyError::Parse(_))), "{e:?}");
-        let e = StoragePolicy::from_toml(&ok.replace("replicate = false", "replicate = true").replacen("replicate = true", "replicate = false", 1));
+        let e = StoragePolicy::from_toml(&ok.replace("replicate = false", "replicate = true").replacen(
+            "replicate = true",
+            "replicate = false",
+            1,
+        ));
         assert!(matches!(e, Err(PolicyError::NotMonotonic { what: "replication", .. })), "{e:?}");
         let e = StoragePolicy::from_toml(&ok.replace("version = 1", "version = 2"));
         assert!(matches!(e, Err(PolicyError::Version(2))), "{e:?}");

@@ -133,7 +133,8 @@ impl StoreConfig {
             return Err(StoreError::invalid("store.upload_expiry_hours", "must be at least 1"));
         }
         for name in self.replicas.keys() {
-            names::check_dataset(name).map_err(|_| StoreError::invalid("store.replicas", "names are 1 to 64 of A-Z a-z 0-9 . _ -"))?;
+            names::check_dataset(name)
+                .map_err(|_| StoreError::invalid("store.replicas", "names are 1 to 64 of A-Z a-z 0-9 . _ -"))?;
         }
         Ok(())
     }
@@ -421,7 +422,8 @@ impl Store {
     ) -> Result<Self, StoreError> {
         cfg.validate()?;
         let policy = match &cfg.policy {
-            Some(p) => StoragePolicy::load(&data_dir.join(p)).map_err(|e| StoreError::invalid("store.policy", e.to_string()))?,
+            Some(p) => StoragePolicy::load(&data_dir.join(p))
+                .map_err(|e| StoreError::invalid("store.policy", e.to_string()))?,
             None => StoragePolicy::embedded_default(),
         };
         let meta = Meta::open(&cfg.database_url(data_dir)).await?;
@@ -458,8 +460,13 @@ impl Store {
             if r.backend.description().contains("emulator") {
                 store
                     .record(
-                        AuditEvent::new(store.now_u(), "store.insecure_backend", Outcome::Allow, "insecure_emulator is on: plain HTTP and the emulator's public key")
-                            .with("replica", name.clone()),
+                        AuditEvent::new(
+                            store.now_u(),
+                            "store.insecure_backend",
+                            Outcome::Allow,
+                            "insecure_emulator is on: plain HTTP and the emulator's public key",
+                        )
+                        .with("replica", name.clone()),
                     )
                     .await?;
             }
@@ -502,11 +509,20 @@ impl Store {
     }
 
     fn event(&self, p: &Principal, kind: &'static str, outcome: Outcome, reason: impl Into<String>) -> AuditEvent {
-        AuditEvent::new(self.now_u(), kind, outcome, reason).subject(p.subject.clone()).client(p.client.clone()).source(p.source)
+        AuditEvent::new(self.now_u(), kind, outcome, reason)
+            .subject(p.subject.clone())
+            .client(p.client.clone())
+            .source(p.source)
     }
 
     /// Records a refusal and returns the error (or the audit failure).
-    async fn deny<T>(&self, p: &Principal, kind: &'static str, id: Option<&str>, e: StoreError) -> Result<T, StoreError> {
+    async fn deny<T>(
+        &self,
+        p: &Principal,
+        kind: &'static str,
+        id: Option<&str>,
+        e: StoreError,
+    ) -> Result<T, StoreError> {
         let mut ev = self.event(p, kind, Outcome::Deny, format!("{}: {e}", e.code()));
         if let Some(id) = id {
             ev = ev.with("object", id.to_owned());
@@ -549,7 +565,8 @@ impl Store {
         let header = row.header.clone().ok_or_else(|| StoreError::NotFound(row.id.clone()))?;
         let kek = self.kek.clone();
         let u = blocking(move || -> Result<Unlocked, StoreError> {
-            let (sealed, _) = SealedHeader::parse(&header).map_err(|e| StoreError::Db(format!("stored header: {e}")))?;
+            let (sealed, _) =
+                SealedHeader::parse(&header).map_err(|e| StoreError::Db(format!("stored header: {e}")))?;
             let (data_key, header) = seqshield_keys::unlock(sealed, &[kek.as_ref()])?;
             let codec = PartCodec::new(&header, &data_key);
             Ok(Unlocked { data_key, header, codec })
@@ -646,7 +663,10 @@ impl Store {
             names::check_dataset(d)?;
         }
         if req.size > self.cfg.max_object_bytes {
-            return Err(StoreError::invalid("size", format!("larger than this store's limit of {} bytes", self.cfg.max_object_bytes)));
+            return Err(StoreError::invalid(
+                "size",
+                format!("larger than this store's limit of {} bytes", self.cfg.max_object_bytes),
+            ));
         }
         let rule = self.policy.rule(req.classification);
         if rule.kek == KekRequirement::Hsm && !self.kek_in_hsm {
@@ -798,13 +818,21 @@ impl Store {
         )
         .await?;
         if !self.meta.commit(id, &trailer, &root_hex, self.now()).await? {
-            return Err(StoreError::State { state: "not uploading".into(), what: "it was committed or deleted meanwhile" });
+            return Err(StoreError::State {
+                state: "not uploading".into(),
+                what: "it was committed or deleted meanwhile",
+            });
         }
         let row = self.meta.get(id).await?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
         Ok(ObjectInfo::of(&row))
     }
 
-    async fn check_commit(&self, p: &Principal, id: &str, declared: [u8; 32]) -> Result<(ObjectRow, Vec<u8>, [u8; 32]), StoreError> {
+    async fn check_commit(
+        &self,
+        p: &Principal,
+        id: &str,
+        declared: [u8; 32],
+    ) -> Result<(ObjectRow, Vec<u8>, [u8; 32]), StoreError> {
         let row = self.writable(p, id).await?;
         let g = geometry(&row);
         let parts = self.meta.parts(id).await?;
@@ -831,7 +859,10 @@ impl Store {
         let row = self.load(p, id).await?;
         Self::need_clearance(p, row.classification)?;
         if row.state != State::Available {
-            return Err(StoreError::State { state: row.state.as_str().to_owned(), what: "it cannot be read until committed" });
+            return Err(StoreError::State {
+                state: row.state.as_str().to_owned(),
+                what: "it cannot be read until committed",
+            });
         }
         Ok(row)
     }
@@ -906,7 +937,10 @@ impl Store {
         let bytes = self.primary.store().get(&blobs::part_path(&row.id, part)).await?.bytes().await?;
         let expected = geometry(&row).part_wire_len(part);
         if bytes.len() as u64 != expected {
-            return Err(StoreError::Damaged { id: row.id, why: format!("part {part} has {} bytes, expected {expected}", bytes.len()) });
+            return Err(StoreError::Damaged {
+                id: row.id,
+                why: format!("part {part} has {} bytes, expected {expected}", bytes.len()),
+            });
         }
         Ok(bytes)
     }
@@ -941,8 +975,10 @@ impl Store {
             Ok(r) => r,
             Err(e) => return self.deny(p, KIND, Some(id), e).await,
         };
-        self.record(self.event(p, KIND, Outcome::Allow, "scope and clearance allow reading").with("object", id.to_owned()))
-            .await?;
+        self.record(
+            self.event(p, KIND, Outcome::Allow, "scope and clearance allow reading").with("object", id.to_owned()),
+        )
+        .await?;
         let u = self.unlock(&row).await?;
         let g = geometry(&row);
         let recorded: Vec<[u8; 32]> = self.meta.parts(id).await?.into_iter().map(|(_, r)| r).collect();
@@ -1069,6 +1105,7 @@ impl Store {
                     Err(e) => return Err(e.into()),
                 }
             }
+            b.remove_empty_prefix(&prefix);
         }
         Ok(n)
     }
@@ -1085,8 +1122,13 @@ impl Store {
         for id in self.meta.stale_uploads(self.now().saturating_sub(expiry)).await? {
             if let Some(row) = self.meta.get(&id).await? {
                 self.record(
-                    AuditEvent::new(self.now_u(), "store.upload.expire", Outcome::Deny, "upload idle past the expiry: shredded")
-                        .with("object", id.clone()),
+                    AuditEvent::new(
+                        self.now_u(),
+                        "store.upload.expire",
+                        Outcome::Deny,
+                        "upload idle past the expiry: shredded",
+                    )
+                    .with("object", id.clone()),
                 )
                 .await?;
                 self.shred(&row).await?;
@@ -1103,10 +1145,17 @@ impl Store {
     /// bytes read back from `to` (keyless: the leaves come from the stored
     /// tags). With a KEK for `to`, the copy's header is re-wrapped for it
     /// and stored beside the parts.
-    pub async fn sync(&self, p: &Principal, to: &str, progress: &(dyn Fn(SyncEvent) + Send + Sync)) -> Result<SyncSummary, StoreError> {
+    pub async fn sync(
+        &self,
+        p: &Principal,
+        to: &str,
+        progress: &(dyn Fn(SyncEvent) + Send + Sync),
+    ) -> Result<SyncSummary, StoreError> {
         const KIND: &str = "store.sync";
         let checked = Self::need_scope(p, SCOPE_ADMIN).and_then(|()| {
-            self.replicas.get(to).ok_or_else(|| StoreError::invalid("to", format!("no replica store named {to:?} is configured")))
+            self.replicas
+                .get(to)
+                .ok_or_else(|| StoreError::invalid("to", format!("no replica store named {to:?} is configured")))
         });
         let replica = match checked {
             Ok(r) => r,
@@ -1201,7 +1250,10 @@ impl Store {
                 .map_err(|source| StoreError::PartRejected { part, source })?;
             let r = merkle_root(&leaves);
             if recorded.get(part as usize) != Some(&r) {
-                return Err(StoreError::Damaged { id: row.id.clone(), why: format!("the copy of part {part} in {to} has another root") });
+                return Err(StoreError::Damaged {
+                    id: row.id.clone(),
+                    why: format!("the copy of part {part} in {to} has another root"),
+                });
             }
             roots.push(r);
             done += n;
@@ -1209,7 +1261,10 @@ impl Store {
         }
         let root = hex::encode(combine_part_roots(&roots));
         if Some(&root) != row.merkle_root.as_ref() {
-            return Err(StoreError::Damaged { id: row.id.clone(), why: format!("the copy in {to} has another Merkle root") });
+            return Err(StoreError::Damaged {
+                id: row.id.clone(),
+                why: format!("the copy in {to} has another Merkle root"),
+            });
         }
         let (header, key_ids) = match &replica.recipient {
             Some(rec) => {
@@ -1222,7 +1277,8 @@ impl Store {
                 })
                 .await?;
                 dst.put(&blobs::header_path(&row.id), PutPayload::from(bytes.clone())).await?;
-                dst.put(&blobs::trailer_path(&row.id), PutPayload::from(row.trailer.clone().unwrap_or_default())).await?;
+                dst.put(&blobs::trailer_path(&row.id), PutPayload::from(row.trailer.clone().unwrap_or_default()))
+                    .await?;
                 (Some(bytes), ids)
             }
             None => (None, Vec::new()),
