@@ -64,6 +64,27 @@ impl LoadedKek {
             Self::Pkcs11(k) => k.public(),
         }
     }
+
+    /// Whether the key lives in a PKCS#11 token (an HSM).
+    pub fn in_hsm(&self) -> bool {
+        matches!(self, Self::Pkcs11(_))
+    }
+}
+
+impl seqshield_keys::Recipient for LoadedKek {
+    fn key_id(&self) -> &str {
+        self.as_kek().key_id()
+    }
+
+    fn wrap(&self, key: &seqshield_format::DataKey) -> Result<seqshield_format::WrappedKey, seqshield_keys::KeyError> {
+        self.as_kek().wrap(key)
+    }
+}
+
+impl Kek for LoadedKek {
+    fn unwrap(&self, entry: &seqshield_format::WrappedKey) -> Result<seqshield_format::DataKey, seqshield_keys::KeyError> {
+        self.as_kek().unwrap(entry)
+    }
 }
 
 impl KekArgs {

@@ -98,6 +98,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// `[auth]`: the token service.
     pub auth: AuthConfig,
+    /// `[store]`: the object store.
+    pub store: seqshield_store::StoreConfig,
     /// The file these settings came from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,

@@ -43,6 +43,7 @@
 pub mod app;
 pub mod cert;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod logging;
 pub mod serve;

@@ -405,8 +405,8 @@ fn geometry(r: &ObjectRow) -> Geometry {
     Geometry::new(r.size, r.segment_size, r.part_segments)
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> impl std::future::Future<Output = T> {
-    async move { tokio::task::spawn_blocking(f).await.expect("a blocking store task panicked") }
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("a blocking store task panicked")
 }
 
 impl Store {

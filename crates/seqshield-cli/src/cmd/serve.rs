@@ -90,8 +90,11 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     .context("cannot start the token service")?;
     // The KEK stays loaded for signing-key rotation (and, later, data keys).
     let kek = Arc::new(kek);
-    tokio::spawn(maintenance(svc.clone(), kek));
-    let routes = seqshield_auth::http::router(svc);
+    let store = open_store(&cfg, &a.data_dir, kek.clone(), audit.clone()).await?;
+    tokio::spawn(maintenance(svc.clone(), kek, store.clone()));
+    let max_part = max_part_bytes(&cfg.store);
+    let routes = seqshield_auth::http::router(svc.clone())
+        .merge(seqshield_server::data::router(store, max_part).layer(axum::Extension(svc)));
     announce(ctx, &gateway)?;
     let served = gateway.serve(routes, seqshield_server::shutdown_signal()).await;
     // A last signed head over everything the gateway logged.
@@ -161,7 +164,46 @@ fn open_audit(
 /// pruning, revocations from other processes).
 const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
-async fn maintenance(svc: Arc<seqshield_auth::service::AuthService>, kek: Arc<LoadedKek>) {
+async fn open_store(
+    cfg: &Config,
+    data_dir: &Path,
+    kek: Arc<LoadedKek>,
+    audit: Arc<seqshield_audit::AuditLog>,
+) -> Result<Arc<seqshield_store::Store>> {
+    let in_hsm = kek.in_hsm();
+    for (name, r) in &cfg.store.replicas {
+        if r.backend.is_insecure() {
+            logging::weak_default(
+                "insecure_emulator",
+                &format!("replica store {name} is the Azurite emulator over plain HTTP with its public key"),
+            );
+        }
+    }
+    let store = seqshield_store::Store::open(
+        cfg.store.clone(),
+        data_dir,
+        kek,
+        in_hsm,
+        audit,
+        Arc::new(seqshield_auth::SystemClock),
+    )
+    .await
+    .context("cannot open the object store")?;
+    Ok(Arc::new(store))
+}
+
+/// The largest part body the data routes read: one part of the configured
+/// geometry, tags included.
+fn max_part_bytes(s: &seqshield_store::StoreConfig) -> usize {
+    let seg = u64::from(s.segment_size) + 16;
+    usize::try_from(seg * u64::from(s.part_segments)).unwrap_or(usize::MAX)
+}
+
+async fn maintenance(
+    svc: Arc<seqshield_auth::service::AuthService>,
+    kek: Arc<LoadedKek>,
+    store: Arc<seqshield_store::Store>,
+) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.tick().await; // the first tick is immediate; open() just did the work
     loop {
@@ -171,6 +213,9 @@ async fn maintenance(svc: Arc<seqshield_auth::service::AuthService>, kek: Arc<Lo
             Ok(Ok(())) => {}
             Ok(Err(e)) => logging::warn(&format!("token-service upkeep failed: {e:#}")),
             Err(e) => logging::warn(&format!("token-service upkeep stopped: {e}")),
+        }
+        if let Err(e) = store.recover().await {
+            logging::warn(&format!("object-store upkeep failed: {e}"));
         }
     }
 }
