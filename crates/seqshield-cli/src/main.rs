@@ -4,6 +4,7 @@
 // A binary: `pub` marks each module's interface to its siblings; nothing is exported.
 #![allow(unreachable_pub)]
 
+mod client;
 mod cmd;
 mod exit;
 mod io;
@@ -26,6 +27,8 @@ Exit codes:
   3  a file could not be read or written
   4  key problem: wrong key, passphrase or PIN, no matching recipient
   5  integrity failure: the object is damaged, tampered with or malformed
+  6  the gateway refused who you are or what you asked: not logged in, token
+     expired, revoked or invalid, scope or clearance too low, access denied
 
 With --json, results and errors are one JSON object on stdout (on stderr
 when the data itself goes to stdout). Errors look like
