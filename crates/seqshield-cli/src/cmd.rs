@@ -7,5 +7,6 @@ pub mod c4gh;
 pub mod crypt;
 pub mod demo;
 pub mod keys;
+pub mod login;
 pub mod sandbox;
 pub mod serve;

@@ -21,6 +21,10 @@ pub enum Exit {
     Key = 4,
     /// The object is damaged, tampered with or malformed.
     Integrity = 5,
+    /// A gateway refused the caller: not logged in, token expired, revoked
+    /// or invalid, scope or clearance too low, access denied ([`Remote`]
+    /// errors with an [`AUTH_CODES`] code).
+    Auth = 6,
 }
 
 /// Input a command refuses before changing anything: exit code 2.
@@ -67,44 +71,112 @@ pub fn integrity(code: &'static str, msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Integrity { code, message: msg.into(), fields: serde_json::Map::new() })
 }
 
+/// Error codes of a [`Remote`] failure that mean "who you are or what you
+/// may do was refused": exit code 6 ([`Exit::Auth`]). The OAuth 2.0 codes
+/// a gateway answers (RFC 6749 §5.2, RFC 6750 §3.1, RFC 9470) and the
+/// client's own `not_logged_in` and `token_expired`.
+pub const AUTH_CODES: [&str; 9] = [
+    "invalid_token",
+    "insufficient_scope",
+    "access_denied",
+    "invalid_grant",
+    "invalid_client",
+    "unauthorized_client",
+    "insufficient_user_authentication",
+    "not_logged_in",
+    "token_expired",
+];
+
+/// A failure talking to a gateway: the gateway's own error answer (its
+/// `error` code, e.g. `invalid_token`), a transport failure (`tls`,
+/// `connect`, `timeout`, `transport`), or a client-side credential problem
+/// (`not_logged_in`, `token_expired`). Exit code 6 for [`AUTH_CODES`],
+/// else 1; with `--json` the code is the error object's `code` and the
+/// HTTP status its `http_status`.
+///
+/// `message` is built by the client from fixed text and sanitised server
+/// text; it never holds a token, code, verifier or password.
+#[derive(Debug)]
+pub struct Remote {
+    /// Stable error code (`[a-z0-9_]`, at most 64 bytes).
+    pub code: String,
+    /// The HTTP status, when the gateway answered.
+    pub status: Option<u16>,
+    /// What happened, in words.
+    pub message: String,
+    /// The underlying transport error, if any.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Remote {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl Remote {
+    /// Whether the code is one of [`AUTH_CODES`].
+    pub fn is_auth(&self) -> bool {
+        AUTH_CODES.contains(&self.code.as_str())
+    }
+}
+
+/// A [`Remote`] error without an HTTP status or source.
+pub fn remote(code: &str, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Remote { code: code.to_owned(), status: None, message: msg.into(), source: None })
+}
+
 /// Maps an error chain to an exit code and a stable JSON error object.
 pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
-    let mut code = "error";
+    let mut code = std::borrow::Cow::Borrowed("error");
     let mut exit = Exit::Failure;
     let mut segment = None;
     let mut fields = None;
+    let mut http_status = None;
     for cause in err.chain() {
+        if let Some(r) = cause.downcast_ref::<Remote>() {
+            exit = if r.is_auth() { Exit::Auth } else { Exit::Failure };
+            code = std::borrow::Cow::Owned(r.code.clone());
+            http_status = r.status;
+            break;
+        }
         if cause.downcast_ref::<BadInput>().is_some() {
             exit = Exit::Usage;
-            code = "bad_input";
+            code = "bad_input".into();
             break;
         }
         if let Some(i) = cause.downcast_ref::<Integrity>() {
             exit = Exit::Integrity;
-            code = i.code;
+            code = i.code.into();
             fields = Some(&i.fields);
             break;
         }
         if let Some(fe) = find_format(cause) {
             exit = if matches!(fe, FormatError::Io(_)) { Exit::Io } else { Exit::Integrity };
-            code = fe.code();
+            code = fe.code().into();
             segment = fe.segment();
             break;
         }
         if let Some(ke) = cause.downcast_ref::<KeyError>() {
             if let KeyError::Format(fe) = ke {
                 exit = Exit::Integrity;
-                code = fe.code();
+                code = fe.code().into();
                 segment = fe.segment();
             } else {
                 exit = Exit::Key;
-                code = key_code(ke);
+                code = key_code(ke).into();
             }
             break;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             exit = Exit::Io;
-            code = "io";
+            code = "io".into();
             break;
         }
     }
@@ -113,6 +185,9 @@ pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
         "ok": false,
         "error": { "code": code, "message": message, "segment": segment, "exit_code": exit as u8 },
     });
+    if let (Some(status), Some(e)) = (http_status, value.get_mut("error").and_then(|e| e.as_object_mut())) {
+        e.insert("http_status".into(), status.into());
+    }
     if let (Some(fields), Some(obj)) = (fields, value.as_object_mut()) {
         for (k, v) in fields {
             obj.entry(k.clone()).or_insert_with(|| v.clone());

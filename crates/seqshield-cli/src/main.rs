@@ -4,6 +4,7 @@
 // A binary: `pub` marks each module's interface to its siblings; nothing is exported.
 #![allow(unreachable_pub)]
 
+mod client;
 mod cmd;
 mod exit;
 mod io;
@@ -26,6 +27,8 @@ Exit codes:
   3  a file could not be read or written
   4  key problem: wrong key, passphrase or PIN, no matching recipient
   5  integrity failure: the object is damaged, tampered with or malformed
+  6  the gateway refused who you are or what you asked: not logged in, token
+     expired, revoked or invalid, scope or clearance too low, access denied
 
 With --json, results and errors are one JSON object on stdout (on stderr
 when the data itself goes to stdout). Errors look like
@@ -88,6 +91,17 @@ enum Command {
     /// Verify, prove, follow, export and checkpoint a gateway's audit log (read-only).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Log in to a gateway in the browser (OAuth 2.0 + PKCE, loopback
+    /// redirect) and save the token client commands use.
+    #[command(after_help = client::CONVENTION_HELP)]
+    Login(cmd::login::LoginArgs),
+    /// Revoke the saved token at the gateway and delete it.
+    #[command(after_help = client::CONVENTION_HELP)]
+    Logout(cmd::login::LogoutArgs),
+    /// Show the claims of the token client commands would use, as the
+    /// gateway verifies them.
+    #[command(after_help = client::CONVENTION_HELP)]
+    Whoami(cmd::login::WhoamiArgs),
     /// Run one pipeline step isolated: namespaces, landlock, no capabilities, limits, seccomp.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCommand),
@@ -176,6 +190,9 @@ fn main() -> ExitCode {
         Command::Client(c) => cmd::admin::client(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
         Command::Audit(c) => cmd::audit::run(&ctx, c),
+        Command::Login(a) => cmd::login::login(&ctx, a),
+        Command::Logout(a) => cmd::login::logout(&ctx, a),
+        Command::Whoami(a) => cmd::login::whoami(&ctx, a),
         Command::Sandbox(_) => unreachable!("handled above"),
     };
     match result {

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -177,18 +175,12 @@ fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
         bail!("--url must be an https URL, got {base:?}");
     }
     let endpoint = format!("{base}/token");
-    let cert = load_cert(&a.ca_cert)?;
-    let mut tls = seqshield_server::tls::client_config(&cert)
-        .with_context(|| format!("cannot trust the certificate in {}", a.ca_cert.display()))?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let concurrency = usize::try_from(a.concurrency).context("--concurrency is too large")?;
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .https_only(true)
-        .http1_only()
+    // The client convention's strict TLS (the certificate as the only
+    // root), tuned for load: one keep-alive connection per worker.
+    let client = crate::client::http_builder(&a.ca_cert)?
         .tcp_nodelay(true)
         .pool_max_idle_per_host(concurrency)
-        .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .build()
         .context("cannot build the HTTP client")?;
@@ -339,17 +331,6 @@ async fn request_token(t: &Target) -> Result<(), Failure> {
     match v.get("access_token").and_then(|x| x.as_str()) {
         Some(tok) if !tok.is_empty() => Ok(()),
         _ => Err(Failure::NoAccessToken),
-    }
-}
-
-/// The first certificate in a PEM file.
-fn load_cert(path: &Path) -> Result<CertificateDer<'static>> {
-    let mut certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    match certs.next() {
-        Some(c) => c.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("bad PEM in {}", path.display())),
-        None => bail!("no CERTIFICATE in {}", path.display()),
     }
 }
 
