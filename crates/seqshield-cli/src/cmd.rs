@@ -10,3 +10,4 @@ pub mod keys;
 pub mod login;
 pub mod sandbox;
 pub mod serve;
+pub mod store;

@@ -74,10 +74,13 @@ pub fn integrity(code: &'static str, msg: impl Into<String>) -> anyhow::Error {
 /// Error codes of a [`Remote`] failure that mean "who you are or what you
 /// may do was refused": exit code 6 ([`Exit::Auth`]). The OAuth 2.0 codes
 /// a gateway answers (RFC 6749 §5.2, RFC 6750 §3.1, RFC 9470) and the
-/// client's own `not_logged_in` and `token_expired`.
-pub const AUTH_CODES: [&str; 9] = [
+/// client's own `not_logged_in` and `token_expired`, and the data API's
+/// `insufficient_clearance` and `not_owner`.
+pub const AUTH_CODES: [&str; 11] = [
     "invalid_token",
     "insufficient_scope",
+    "insufficient_clearance",
+    "not_owner",
     "access_denied",
     "invalid_grant",
     "invalid_client",

@@ -63,7 +63,9 @@ enum Command {
     Encrypt(cmd::crypt::EncryptArgs),
     /// Decrypt an object (output appears only once it has fully authenticated).
     Decrypt(cmd::crypt::DecryptArgs),
-    /// Authenticate every segment, the Merkle root and the trailer.
+    /// Authenticate every segment, the Merkle root and the trailer: of a
+    /// local object file, or (given an object id, `obj_…`) of an object in
+    /// the gateway's store, re-read there.
     Verify(cmd::crypt::VerifyArgs),
     /// Re-wrap an object's data key for another KEK, rewriting only the header.
     Rewrap(cmd::crypt::RewrapArgs),
@@ -102,6 +104,20 @@ enum Command {
     /// gateway verifies them.
     #[command(after_help = client::CONVENTION_HELP)]
     Whoami(cmd::login::WhoamiArgs),
+    /// Upload a file into the gateway's store, encrypted per its
+    /// classification, in verified parts; resumes when run again.
+    Put(cmd::store::PutArgs),
+    /// Download an object, checking every part against its Merkle subtree
+    /// root; resumes when run again.
+    Get(cmd::store::GetArgs),
+    /// List the objects the token may see.
+    Ls(cmd::store::LsArgs),
+    /// Delete an object by crypto-shredding: its wrapped keys are destroyed,
+    /// then its blobs.
+    Rm(cmd::store::RmArgs),
+    /// Copy objects to a replica (cloud) store, re-wrapped for its KEK, with
+    /// the Merkle root compared end to end.
+    Sync(cmd::store::SyncArgs),
     /// Run one pipeline step isolated: namespaces, landlock, no capabilities, limits, seccomp.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCommand),
@@ -193,6 +209,11 @@ fn main() -> ExitCode {
         Command::Login(a) => cmd::login::login(&ctx, a),
         Command::Logout(a) => cmd::login::logout(&ctx, a),
         Command::Whoami(a) => cmd::login::whoami(&ctx, a),
+        Command::Put(a) => cmd::store::put(&ctx, a),
+        Command::Get(a) => cmd::store::get(&ctx, a),
+        Command::Ls(a) => cmd::store::ls(&ctx, a),
+        Command::Rm(a) => cmd::store::rm(&ctx, a),
+        Command::Sync(a) => cmd::store::sync(&ctx, a),
         Command::Sandbox(_) => unreachable!("handled above"),
     };
     match result {

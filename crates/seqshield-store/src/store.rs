@@ -738,7 +738,24 @@ impl Store {
                 .with("root", hex::encode(root)),
         )
         .await?;
-        self.primary.store().put(&blobs::part_path(&row.id, part), PutPayload::from_bytes(wire)).await?;
+        if let Err(e) = self.primary.store().put(&blobs::part_path(&row.id, part), PutPayload::from_bytes(wire)).await {
+            let e = StoreError::from(e);
+            if let StoreError::NoSpace(why) = e {
+                // The upload cannot finish here: free what it holds now.
+                let freed = self.shred(&row).await.map(|r| r.blobs_deleted);
+                self.record(
+                    self.event(p, KIND, Outcome::Deny, "no_space: the store is full; the upload was removed")
+                        .with("object", id.to_owned())
+                        .with("blobs_freed", i64::try_from(freed.as_ref().copied().unwrap_or(0)).unwrap_or(0)),
+                )
+                .await?;
+                return Err(StoreError::NoSpace(format!(
+                    "{why}; upload {id} was removed to free its {} stored parts",
+                    freed.unwrap_or(0)
+                )));
+            }
+            return Err(e);
+        }
         if !self.meta.add_part(id, part, &root, self.now()).await? {
             return Err(StoreError::PartDuplicate(part));
         }
@@ -1240,8 +1257,12 @@ impl Store {
         for part in 0..g.parts() {
             let path = blobs::part_path(&row.id, part);
             let bytes = src.get(&path).await?.bytes().await?;
-            dst.put(&path, PutPayload::from_bytes(bytes)).await?;
+            dst.put(&path, PutPayload::from_bytes(bytes.clone())).await?;
             let back = dst.get(&path).await?.bytes().await?;
+            // The keyless leaves below see only tags: compare the bytes too.
+            if back != bytes {
+                return Err(StoreError::Damaged { id: row.id.clone(), why: format!("the copy of part {part} in {to} reads back different bytes") });
+            }
             let (first, _) = g.part_segments_of(part);
             let (seg, total, size) = (g.segment_size as usize, g.segments(), row.size);
             let n = back.len() as u64;

@@ -229,12 +229,19 @@ pub fn decrypt(ctx: &Ctx, a: DecryptArgs) -> Result<()> {
 pub struct VerifyArgs {
     #[command(flatten)]
     kek: KekArgs,
-    /// Object to verify, or - for stdin.
-    #[arg(value_name = "IN")]
+    #[command(flatten)]
+    gateway: crate::client::GatewayArgs,
+    /// Object file to verify, or - for stdin; or the id of an object in the
+    /// gateway's store (`obj_` and 32 hex digits), which the gateway re-reads
+    /// and checks (write ./obj_… for a local file of that name).
+    #[arg(value_name = "IN|ID")]
     input: PathBuf,
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
+    if let Some(id) = a.input.to_str().filter(|s| seqshield_store::names::check_id(s).is_ok()) {
+        return crate::cmd::store::verify_remote(ctx, &a.gateway, id);
+    }
     let opened = open_object(&a.kek, &a.input)?;
     let header = opened.header.clone();
     let summary = opened.decrypt_into(ctx, "verify", &mut std::io::sink()).context("verification failed")?;

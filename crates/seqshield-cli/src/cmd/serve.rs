@@ -81,14 +81,14 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     }
     let (audit, heads) = open_audit(a, pass.as_ref())?;
     let svc = seqshield_auth::service::AuthService::open(
-        cfg.auth,
+        cfg.auth.clone(),
         &a.data_dir,
         kek.as_kek(),
         audit.clone(),
         Arc::new(seqshield_auth::SystemClock),
     )
     .context("cannot start the token service")?;
-    // The KEK stays loaded for signing-key rotation (and, later, data keys).
+    // The KEK stays loaded for signing-key rotation and the store's data keys.
     let kek = Arc::new(kek);
     let store = open_store(&cfg, &a.data_dir, kek.clone(), audit.clone()).await?;
     tokio::spawn(maintenance(svc.clone(), kek, store.clone()));

@@ -36,7 +36,7 @@ use crate::exit::{bad_input, integrity, Remote};
 use crate::Ctx;
 
 /// Parts in flight at once, by default.
-const DEFAULT_PARALLEL: usize = 4;
+const DEFAULT_PARALLEL: u16 = 4;
 /// Tries per part before giving up on a connection-level failure.
 const PART_TRIES: u32 = 4;
 
@@ -135,8 +135,8 @@ pub struct PutArgs {
     #[arg(long, value_name = "TYPE")]
     content_type: Option<String>,
     /// Parts in flight at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
-    parallel: usize,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
     /// The file to upload.
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -222,7 +222,7 @@ pub fn put(ctx: &Ctx, a: PutArgs) -> Result<()> {
     };
     let state_file = state_path(&server, &file)?;
         let ticket = start_or_resume(ctx, &client, &a, &name, &identity, &state_file).await?;
-        let info = upload(ctx, &client, &file, &ticket, a.parallel).await?;
+        let info = upload(ctx, &client, &file, &ticket, usize::from(a.parallel)).await?;
         let _ = std::fs::remove_file(&state_file);
         ctx.report(json!({"ok": true, "object": info}), || {
             format!(
@@ -331,15 +331,27 @@ async fn upload(ctx: &Ctx, client: &Client, file: &Path, ticket: &Ticket, parall
         roots.lock().expect("roots")[part as usize] = Some(r);
     }
     let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let missing = Arc::new(missing);
     let mut workers = Vec::new();
     for _ in 0..parallel.min(missing.len().max(1)) {
-        let (client, fh, o, next, missing, roots, pb) =
-            (client.clone(), fh.clone(), opened.clone(), next.clone(), missing.clone(), roots.clone(), pb.clone());
+        let (client, fh, o, next, missing, roots, pb, stop) = (
+            client.clone(),
+            fh.clone(),
+            opened.clone(),
+            next.clone(),
+            missing.clone(),
+            roots.clone(),
+            pb.clone(),
+            stop.clone(),
+        );
         let id = opened.object.id.clone();
         workers.push(tokio::spawn(async move {
             let mut buf = Vec::new();
             loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(&part) = missing.get(i) else { return Ok::<(), anyhow::Error>(()) };
                 let (fh2, o2) = (fh.clone(), o.clone());
@@ -349,21 +361,21 @@ async fn upload(ctx: &Ctx, client: &Client, file: &Path, ticket: &Ticket, parall
                 })
                 .await??;
                 let wire = bytes::Bytes::from(wire);
-                send_part(&client, &id, part, &root, wire.clone()).await?;
+                if let Err(e) = send_part(&client, &id, part, &root, wire.clone()).await {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
                 buf = Vec::from(wire);
                 roots.lock().expect("roots")[part as usize] = Some(root);
                 pb.inc(g.part_plaintext_len(part));
             }
         }));
     }
-    let mut first_err = None;
-    for w in workers {
-        if let Err(e) = w.await.map_err(anyhow::Error::from).and_then(|r| r) {
-            first_err.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_err {
+    if let Some(e) = first_error(workers).await {
         pb.abandon();
+        if remote_code(&e) == Some("no_space") {
+            return Err(e);
+        }
         return Err(e.context("the upload stopped; run the same command again to resume"));
     }
     pb.finish_and_clear();
@@ -373,6 +385,20 @@ async fn upload(ctx: &Ctx, client: &Client, file: &Path, ticket: &Ticket, parall
         .post_json(&format!("/api/v1/objects/{}/commit", opened.object.id), &json!({ "merkle_root": hex::encode(root) }))
         .await?;
     Ok(info)
+}
+
+/// Waits for every worker; the error that explains the failure best: a
+/// full store over the refusals it causes in the other workers, else the
+/// first.
+async fn first_error(workers: Vec<tokio::task::JoinHandle<Result<()>>>) -> Option<anyhow::Error> {
+    let mut errors = Vec::new();
+    for w in workers {
+        if let Err(e) = w.await.map_err(anyhow::Error::from).and_then(|r| r) {
+            errors.push(e);
+        }
+    }
+    let i = errors.iter().position(|e| remote_code(e) == Some("no_space")).unwrap_or(0);
+    (!errors.is_empty()).then(|| errors.swap_remove(i))
 }
 
 async fn send_part(client: &Client, id: &str, part: u64, root: &[u8; 32], wire: bytes::Bytes) -> Result<()> {
@@ -419,8 +445,8 @@ pub struct GetArgs {
     #[arg(long)]
     force: bool,
     /// Parts in flight at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
-    parallel: usize,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -487,7 +513,7 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let roots = Arc::new(roots);
         let mut workers = Vec::new();
-        for _ in 0..a.parallel.min(todo.len().max(1)) {
+        for _ in 0..usize::from(a.parallel).min(todo.len().max(1)) {
             let (client, o, out, todo, next, tx, roots, pb) =
                 (client.clone(), opened.clone(), out.clone(), todo.clone(), next.clone(), tx.clone(), roots.clone(), pb.clone());
             let id = a.id.clone();
@@ -526,13 +552,7 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
             state.done.insert(part);
             write_atomic(&state_path, &serde_json::to_vec(&state)?)?;
         }
-        let mut first_err = None;
-        for w in workers {
-            if let Err(e) = w.await.map_err(anyhow::Error::from).and_then(|r| r) {
-                first_err.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first_err {
+        if let Some(e) = first_error(workers).await {
             pb.abandon();
             return Err(e.context("the download stopped; run the same command again to resume"));
         }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
+pub mod site;
+
 /// The gateway process, killed however the test ends (a panic included).
 pub struct Gateway {
     child: Child,
@@ -54,12 +56,17 @@ impl Drop for Gateway {
 /// Starts `seqshield serve` on a free loopback port over `data` (file KEK
 /// under `passphrase`) and waits for its ready line.
 pub fn serve(data: &Path, passphrase: &str) -> Gateway {
+    serve_on(data, passphrase, "127.0.0.1:0")
+}
+
+/// [`serve`] on a given address (to restart a gateway where clients expect it).
+pub fn serve_on(data: &Path, passphrase: &str, listen: &str) -> Gateway {
     let mut child = Command::cargo_bin("seqshield")
         .unwrap()
         .env("SEQSHIELD_PASSPHRASE", passphrase)
         .args(["--json", "serve", "--data-dir"])
         .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
