@@ -224,7 +224,8 @@ pub fn put(ctx: &Ctx, a: PutArgs) -> Result<()> {
         let ticket = start_or_resume(ctx, &client, &a, &name, &identity, &state_file).await?;
         let info = upload(ctx, &client, &file, &ticket, usize::from(a.parallel)).await?;
         let _ = std::fs::remove_file(&state_file);
-        ctx.report(json!({"ok": true, "object": info}), || {
+        let resumed = ticket.received.len();
+        ctx.report(json!({"ok": true, "object": info, "parts_already_there": resumed}), || {
             format!(
                 "{}  {} ({} bytes, {}, {}), Merkle root {}",
                 info["id"].as_str().unwrap_or_default(),

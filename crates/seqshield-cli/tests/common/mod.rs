@@ -46,6 +46,15 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// SIGKILLs the gateway (a crash) and reaps it.
+    #[allow(dead_code)]
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
