@@ -82,7 +82,10 @@ impl seqshield_keys::Recipient for LoadedKek {
 }
 
 impl Kek for LoadedKek {
-    fn unwrap(&self, entry: &seqshield_format::WrappedKey) -> Result<seqshield_format::DataKey, seqshield_keys::KeyError> {
+    fn unwrap(
+        &self,
+        entry: &seqshield_format::WrappedKey,
+    ) -> Result<seqshield_format::DataKey, seqshield_keys::KeyError> {
         self.as_kek().unwrap(entry)
     }
 }

@@ -107,7 +107,10 @@ fn put_get_ls_verify_rm_end_to_end() {
     refused(&traversal, "invalid_request");
     let ctl = run(a, gw, "put", &["--name", "evil\u{202e}gpj.exe", file.to_str().unwrap()]);
     refused(&ctl, "invalid_request");
-    let v = refused(&run(a, gw, "put", &["--classification", "controlled", file.to_str().unwrap()]), "insufficient_clearance");
+    let v = refused(
+        &run(a, gw, "put", &["--classification", "controlled", file.to_str().unwrap()]),
+        "insufficient_clearance",
+    );
     assert_eq!(v["error"]["exit_code"], 6, "{v}");
     let ls = ok(run(a, gw, "ls", &[]));
     assert_eq!(ls["objects"].as_array().unwrap().len(), 1, "only ref.fa is left: {ls}");
@@ -126,9 +129,8 @@ fn put_get_ls_verify_rm_end_to_end() {
     assert_eq!(drs["size"], plain.len() as u64);
     assert_eq!(drs["checksums"][0]["checksum"], public["object"]["merkle_root"]);
     assert_eq!(drs["access_methods"][0]["access_id"], "seqshield-parts");
-    let status = rt.block_on(async {
-        http.get(format!("{}/ga4gh/drs/v1/objects/{pid}", gw.url)).send().await.unwrap().status()
-    });
+    let status = rt
+        .block_on(async { http.get(format!("{}/ga4gh/drs/v1/objects/{pid}", gw.url)).send().await.unwrap().status() });
     assert_eq!(status, 401);
 }
 

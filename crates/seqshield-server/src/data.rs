@@ -174,16 +174,16 @@ async fn put_part(
     let p = principal(&auth, peer);
     let part = parse_part(&part)?;
     let declared = match headers.get(PART_ROOT_HEADER) {
-        Some(v) => Some(v.to_str().ok().and_then(parse_root).ok_or(StoreError::Invalid {
-            field: PART_ROOT_HEADER,
-            why: "must be 64 hex digits".into(),
-        })?),
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(parse_root)
+                .ok_or(StoreError::Invalid { field: PART_ROOT_HEADER, why: "must be 64 hex digits".into() })?,
+        ),
         None => None,
     };
-    let declared_len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared_len =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > max as u64) {
         return Err(StoreError::PartTooLarge { part, limit: max as u64 }.into());
     }
@@ -474,7 +474,8 @@ async fn drs_access(
 fn drs_auth_error(e: seqshield_auth::error::OAuthError) -> Response {
     let mut res = e.into_response();
     let status = res.status();
-    let msg = json!({ "msg": "a valid Bearer token with the data:read scope is required", "status_code": status.as_u16() });
+    let msg =
+        json!({ "msg": "a valid Bearer token with the data:read scope is required", "status_code": status.as_u16() });
     *res.body_mut() = Body::from(msg.to_string());
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res.headers_mut().remove(header::CONTENT_LENGTH);

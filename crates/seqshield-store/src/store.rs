@@ -1261,7 +1261,10 @@ impl Store {
             let back = dst.get(&path).await?.bytes().await?;
             // The keyless leaves below see only tags: compare the bytes too.
             if back != bytes {
-                return Err(StoreError::Damaged { id: row.id.clone(), why: format!("the copy of part {part} in {to} reads back different bytes") });
+                return Err(StoreError::Damaged {
+                    id: row.id.clone(),
+                    why: format!("the copy of part {part} in {to} reads back different bytes"),
+                });
             }
             let (first, _) = g.part_segments_of(part);
             let (seg, total, size) = (g.segment_size as usize, g.segments(), row.size);

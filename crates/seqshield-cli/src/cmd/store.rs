@@ -84,7 +84,8 @@ struct Opened {
 
 impl Ticket {
     fn open(&self) -> Result<Opened> {
-        let mut dk = zeroize::Zeroizing::new(B64.decode(&self.data_key).context("the gateway sent a malformed data key")?);
+        let mut dk =
+            zeroize::Zeroizing::new(B64.decode(&self.data_key).context("the gateway sent a malformed data key")?);
         let key = DataKey::from_slice(&dk).ok_or_else(|| anyhow!("the gateway sent a data key of the wrong length"))?;
         zeroize::Zeroize::zeroize(&mut *dk);
         let header = B64.decode(&self.header).context("the gateway sent a malformed header")?;
@@ -173,10 +174,7 @@ fn state_dir() -> Result<PathBuf> {
 use std::os::unix::fs::DirBuilderExt;
 
 fn state_path(server: &str, file: &Path) -> Result<PathBuf> {
-    let d = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("{server}\n{}", file.display()).as_bytes(),
-    );
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{server}\n{}", file.display()).as_bytes());
     Ok(state_dir()?.join(format!("{}.json", hex::encode(&d.as_ref()[..16]))))
 }
 
@@ -209,18 +207,18 @@ pub fn put(ctx: &Ctx, a: PutArgs) -> Result<()> {
             .to_owned(),
     };
     client::block_on(async {
-    let client = a.gateway.connect().await?;
-    let server = client.base().to_string();
-    let identity = UploadState {
-        server: server.clone(),
-        path: file.clone(),
-        size: meta.len(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        dev: meta.dev(),
-        ino: meta.ino(),
-        object_id: String::new(),
-    };
-    let state_file = state_path(&server, &file)?;
+        let client = a.gateway.connect().await?;
+        let server = client.base().to_string();
+        let identity = UploadState {
+            server: server.clone(),
+            path: file.clone(),
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            object_id: String::new(),
+        };
+        let state_file = state_path(&server, &file)?;
         let ticket = start_or_resume(ctx, &client, &a, &name, &identity, &state_file).await?;
         let info = upload(ctx, &client, &file, &ticket, usize::from(a.parallel)).await?;
         let _ = std::fs::remove_file(&state_file);
@@ -257,7 +255,11 @@ async fn start_or_resume(
                 match client.post_json::<Value, Ticket>(&path, &json!({})).await {
                     Ok(t) => {
                         if !ctx.quiet {
-                            eprintln!("resuming upload {id}: {} of {} parts already there", t.received.len(), t.object.part_count);
+                            eprintln!(
+                                "resuming upload {id}: {} of {} parts already there",
+                                t.received.len(),
+                                t.object.part_count
+                            );
                         }
                         return Ok(t);
                     }
@@ -383,7 +385,10 @@ async fn upload(ctx: &Ctx, client: &Client, file: &Path, ticket: &Ticket, parall
     let roots: Vec<[u8; 32]> = roots.lock().expect("roots").iter().map(|r| r.expect("every part sealed")).collect();
     let root = combine_part_roots(&roots);
     let info: Value = client
-        .post_json(&format!("/api/v1/objects/{}/commit", opened.object.id), &json!({ "merkle_root": hex::encode(root) }))
+        .post_json(
+            &format!("/api/v1/objects/{}/commit", opened.object.id),
+            &json!({ "merkle_root": hex::encode(root) }),
+        )
         .await?;
     Ok(info)
 }
@@ -476,25 +481,36 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
         let opened = Arc::new(ticket.open()?);
         let g = opened.object.geometry();
         let trailer = B64.decode(ticket.trailer.as_deref().unwrap_or_default()).context("malformed trailer")?;
-        let trailer = opened.codec.open_trailer(&trailer).map_err(|e| integrity("trailer_auth_failed", format!("the object's trailer does not authenticate: {e}")))?;
+        let trailer = opened.codec.open_trailer(&trailer).map_err(|e| {
+            integrity("trailer_auth_failed", format!("the object's trailer does not authenticate: {e}"))
+        })?;
         let roots: Vec<[u8; 32]> = ticket.part_roots.iter().map(|r| parse_root(r)).collect::<Result<_>>()?;
         if roots.len() as u64 != g.parts() || combine_part_roots(&roots) != trailer.merkle_root {
-            return Err(integrity("root_mismatch", "the part roots do not combine to the trailer's authenticated Merkle root"));
+            return Err(integrity(
+                "root_mismatch",
+                "the part roots do not combine to the trailer's authenticated Merkle root",
+            ));
         }
         if trailer.plaintext_len != g.size || trailer.segment_count != g.segments() {
             return Err(integrity("trailer_mismatch", "the trailer's length disagrees with the object's metadata"));
         }
         let root_hex = hex::encode(trailer.merkle_root);
         let (data_path, state_path) = partial_paths(&a.output);
-        let mut state = match std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice::<DownloadState>(&b).ok()) {
-            Some(s) if s.object_id == a.id && s.merkle_root == root_hex && data_path.exists() => {
-                if !ctx.quiet {
-                    eprintln!("resuming download of {}: {} of {} parts already verified", a.id, s.done.len(), g.parts());
+        let mut state =
+            match std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice::<DownloadState>(&b).ok()) {
+                Some(s) if s.object_id == a.id && s.merkle_root == root_hex && data_path.exists() => {
+                    if !ctx.quiet {
+                        eprintln!(
+                            "resuming download of {}: {} of {} parts already verified",
+                            a.id,
+                            s.done.len(),
+                            g.parts()
+                        );
+                    }
+                    s
                 }
-                s
-            }
-            _ => DownloadState { object_id: a.id.clone(), merkle_root: root_hex.clone(), done: BTreeSet::new() },
-        };
+                _ => DownloadState { object_id: a.id.clone(), merkle_root: root_hex.clone(), done: BTreeSet::new() },
+            };
         let out = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -515,8 +531,16 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
         let roots = Arc::new(roots);
         let mut workers = Vec::new();
         for _ in 0..usize::from(a.parallel).min(todo.len().max(1)) {
-            let (client, o, out, todo, next, tx, roots, pb) =
-                (client.clone(), opened.clone(), out.clone(), todo.clone(), next.clone(), tx.clone(), roots.clone(), pb.clone());
+            let (client, o, out, todo, next, tx, roots, pb) = (
+                client.clone(),
+                opened.clone(),
+                out.clone(),
+                todo.clone(),
+                next.clone(),
+                tx.clone(),
+                roots.clone(),
+                pb.clone(),
+            );
             let id = a.id.clone();
             workers.push(tokio::spawn(async move {
                 loop {
@@ -527,7 +551,8 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
                         .send()
                         .await
                         .with_context(|| format!("cannot fetch part {part}"))?;
-                    let wire = client.check(res).await?.bytes().await.with_context(|| format!("part {part} was cut off"))?;
+                    let wire =
+                        client.check(res).await?.bytes().await.with_context(|| format!("part {part} was cut off"))?;
                     let (o2, out2, expect) = (o.clone(), out.clone(), roots[part as usize]);
                     tokio::task::spawn_blocking(move || -> Result<()> {
                         let (first, _) = g.part_segments_of(part);
@@ -537,9 +562,13 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
                             .open_part(first, g.segments(), &wire, &mut pt)
                             .map_err(|e| integrity("part_rejected", format!("part {part} failed verification: {e}")))?;
                         if merkle_root(&leaves) != expect {
-                            return Err(integrity("part_root_mismatch", format!("part {part} does not match its Merkle subtree root")));
+                            return Err(integrity(
+                                "part_root_mismatch",
+                                format!("part {part} does not match its Merkle subtree root"),
+                            ));
                         }
-                        out2.write_all_at(&pt, g.part_offset(part)).with_context(|| format!("cannot write part {part}"))?;
+                        out2.write_all_at(&pt, g.part_offset(part))
+                            .with_context(|| format!("cannot write part {part}"))?;
                         Ok(())
                     })
                     .await??;
@@ -594,7 +623,10 @@ pub fn ls(ctx: &Ctx, a: LsArgs) -> Result<()> {
         let v: Value = client.get_json(&path).await?;
         let objects: Vec<ObjectJson> = serde_json::from_value(v["objects"].clone()).context("malformed listing")?;
         ctx.report(v.clone(), || {
-            let mut s = format!("{:<36}  {:<10}  {:<14}  {:>14}  {:<9}  {:<16}  NAME\n", "ID", "CLASS", "DATASET", "SIZE", "STATE", "ROOT");
+            let mut s = format!(
+                "{:<36}  {:<10}  {:<14}  {:>14}  {:<9}  {:<16}  NAME\n",
+                "ID", "CLASS", "DATASET", "SIZE", "STATE", "ROOT"
+            );
             for o in &objects {
                 let root = o.merkle_root.as_deref().map_or("-", |r| &r[..16.min(r.len())]).to_owned();
                 let class = format!("{}{}", o.classification, if o.encrypted { "" } else { "*" });
@@ -642,8 +674,12 @@ pub fn verify_remote(ctx: &Ctx, gateway: &GatewayArgs, id: &str) -> Result<()> {
         let client = gateway.connect().await?;
         // No JSON timeout: the gateway re-reads the whole object.
         let url = client.url(&format!("/api/v1/objects/{id}/verify"))?;
-        let v: Value =
-            client.send(client.http().post(url).json(&json!({}))).await?.json().await.map_err(client::transport_error)?;
+        let v: Value = client
+            .send(client.http().post(url).json(&json!({})))
+            .await?
+            .json()
+            .await
+            .map_err(client::transport_error)?;
         if v["ok"] != json!(true) {
             let problems: Vec<String> = serde_json::from_value(v["problems"].clone()).unwrap_or_default();
             let mut fields = serde_json::Map::new();
@@ -657,7 +693,10 @@ pub fn verify_remote(ctx: &Ctx, gateway: &GatewayArgs, id: &str) -> Result<()> {
         ctx.report(v.clone(), || {
             format!(
                 "OK: {id}: {} parts, {} segments, {} bytes re-read and authenticated, Merkle root {}",
-                v["parts"], v["segments"], v["bytes"], v["merkle_root"].as_str().unwrap_or_default()
+                v["parts"],
+                v["segments"],
+                v["bytes"],
+                v["merkle_root"].as_str().unwrap_or_default()
             )
         });
         Ok(())
@@ -707,9 +746,17 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<()> {
                                     "copied {} (root {} matches end to end{})",
                                     ev["id"].as_str().unwrap_or_default(),
                                     ev["merkle_root"].as_str().unwrap_or_default(),
-                                    if ev["rewrapped"] == json!(true) { ", re-wrapped for the replica's KEK" } else { "" }
+                                    if ev["rewrapped"] == json!(true) {
+                                        ", re-wrapped for the replica's KEK"
+                                    } else {
+                                        ""
+                                    }
                                 ),
-                                _ => eprintln!("kept {}: {}", ev["id"].as_str().unwrap_or_default(), ev["reason"].as_str().unwrap_or_default()),
+                                _ => eprintln!(
+                                    "kept {}: {}",
+                                    ev["id"].as_str().unwrap_or_default(),
+                                    ev["reason"].as_str().unwrap_or_default()
+                                ),
                             });
                         }
                     }
@@ -728,7 +775,11 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         pb.finish_and_clear();
         let summary = summary.ok_or_else(|| anyhow!("the gateway ended the sync without a summary"))?;
         if !failures.is_empty() {
-            bail!("{} objects failed to sync: {}", failures.len(), failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "));
+            bail!(
+                "{} objects failed to sync: {}",
+                failures.len(),
+                failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
+            );
         }
         ctx.report(summary.clone(), || {
             format!(

@@ -387,4 +387,3 @@ pub fn other_cert(dir: &Path) -> PathBuf {
     std::fs::write(&p, pem).unwrap();
     p
 }
-
