@@ -885,13 +885,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// [`REFRESH_MARGIN_SECS`] of expiry, all under the token lock.
 async fn fresh_saved_token(c: &Client, file: &TokenFile) -> Result<SavedToken> {
     let server = origin(&c.base);
-    let lock = file.lock().await?;
-    let Some(saved) = file.load(&lock)? else {
-        return Err(exit::remote(
+    let not_logged_in = || {
+        exit::remote(
             "not_logged_in",
             format!("not logged in to {server}: run `seqshield login --server {server}`, or set ${ENV_TOKEN}"),
-        ));
+        )
     };
+    // Without a file there is nothing to lock (or directories to create).
+    if fs::symlink_metadata(file.path()).is_err() {
+        return Err(not_logged_in());
+    }
+    let lock = file.lock().await?;
+    let Some(saved) = file.load(&lock)? else { return Err(not_logged_in()) };
     let now = now();
     if saved.fresh(now, REFRESH_MARGIN_SECS) {
         return Ok(saved);
@@ -929,8 +934,12 @@ async fn fresh_saved_token(c: &Client, file: &TokenFile) -> Result<SavedToken> {
         }
         // Still valid for a little while: use it rather than fail.
         Err(_) if saved.fresh(now, 0) => Ok(saved),
+        // The gateway refused the refresh token (expired, revoked, reused)
+        // or the client: only a new login helps.
         Err(e) => match e.downcast_ref::<Remote>() {
-            Some(r) if r.status.is_some() => Err(expired(format!(" and could not be refreshed ({})", r.message))),
+            Some(r) if matches!(r.code.as_str(), "invalid_grant" | "invalid_client" | "unauthorized_client") => {
+                Err(expired(format!(" and could not be refreshed ({})", r.message)))
+            }
             _ => Err(e.context(format!("the saved token for {server} expired and could not be refreshed"))),
         },
     }

@@ -246,3 +246,165 @@ fn expired_tokens_are_refreshed_until_the_session_ends() {
 fn sleep_until(t: Instant) {
     std::thread::sleep(t.saturating_duration_since(Instant::now()));
 }
+
+/// Chromium and chromedriver from Debian, or `None` (skip) outside CI.
+fn chromium() -> bool {
+    let ok = ["/usr/bin/chromium", "/usr/bin/chromedriver"].iter().all(|p| Path::new(p).exists());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI: chromium/chromium-driver missing; run scripts/setup");
+        eprintln!("note: chromium missing; browser test of seqshield login not run");
+    }
+    ok
+}
+
+/// The W3C WebDriver element key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A headless Chromium session through chromedriver, which runs in its own
+/// process group and is stopped with it however the test ends.
+struct Chromium {
+    driver: Child,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    base: String,
+    sid: String,
+    profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    /// Starts chromedriver and a headless Chromium that trusts the gateway
+    /// by its pinned SPKI hash (not by turning verification off).
+    fn start(gw: &common::Gateway) -> Self {
+        use std::os::unix::process::CommandExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = StdCommand::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let mut c = Self {
+            driver,
+            http: browser(gw),
+            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            base: format!("http://127.0.0.1:{port}"),
+            sid: String::new(),
+            profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.call("GET", "/status", None).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                     format!("--user-data-dir={}", c.profile.path().display()),
+                     format!("--ignore-certificate-errors-spki-list={}", gw.spki)]}}}});
+        let v = c.call("POST", "/session", Some(caps)).unwrap();
+        c.sid = v["sessionId"].as_str().unwrap().to_owned();
+        c
+    }
+
+    /// One WebDriver command: its `value`, or the error answer.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        self.rt.block_on(async {
+            let rb = match method {
+                "GET" => self.http.get(&url),
+                "DELETE" => self.http.delete(&url),
+                _ => self.http.post(&url).json(&body.unwrap_or_else(|| serde_json::json!({}))),
+            };
+            let resp = rb.timeout(Duration::from_secs(60)).send().await.map_err(|e| e.to_string())?;
+            let ok = resp.status().is_success();
+            let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+            if ok {
+                Ok(v["value"].clone())
+            } else {
+                Err(v.to_string())
+            }
+        })
+    }
+
+    fn session(&self, path: &str, body: Option<Value>) -> Result<Value, String> {
+        self.call(if body.is_some() { "POST" } else { "GET" }, &format!("/session/{}{path}", self.sid), body)
+    }
+
+    /// The element for `css`, waiting for the page that shows it: a click
+    /// returns before the navigation it starts has finished.
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.session("/element", Some(serde_json::json!({"using": "css selector", "value": css})));
+            if let Ok(v) = found {
+                return v[ELEMENT].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no {css} in {}", self.source());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.session(&format!("/element/{e}/value"), Some(serde_json::json!({ "text": text }))).unwrap();
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.session(&format!("/element/{e}/click"), Some(serde_json::json!({}))).unwrap();
+    }
+
+    fn source(&self) -> String {
+        self.session("/source", None).map(|v| v.as_str().unwrap_or_default().to_owned()).unwrap_or_default()
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        if !self.sid.is_empty() {
+            let _ = self.call("DELETE", &format!("/session/{}", self.sid), None);
+        }
+        // The whole group: chromedriver and any browser it left.
+        let _ = StdCommand::new("kill").args(["-TERM", "--", &format!("-{}", self.driver.id())]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.driver.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn headless_chromium_completes_seqshield_login() {
+    if !chromium() {
+        return;
+    }
+    let (site, secrets) = site(&["erin"], None);
+    let gw = &site.gw;
+    let home = tempfile::tempdir().unwrap();
+    let browser = Chromium::start(gw);
+    let l = Login::start(home.path(), gw, &[]);
+    browser.session("/url", Some(serde_json::json!({ "url": l.url.as_str() }))).unwrap();
+    browser.type_into("#username", "erin");
+    browser.type_into("#password", USER_PASSWORD);
+    browser.click("#submit");
+    // First login: the enrolment page, then the code.
+    browser.find("#otpauth");
+    browser.type_into("#code", &totp::code_at(&secrets[0], totp::step_at(now())));
+    browser.click("#submit");
+    // The browser follows the redirect to the CLI's loopback listener.
+    let out = l.wait();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(json(&out)["subject"], "erin");
+    browser.find("#message");
+    let page = browser.source();
+    assert!(page.contains("Login complete"), "{page}");
+    let url = browser.session("/url", None).unwrap();
+    assert!(url.as_str().unwrap().starts_with("http://127.0.0.1:"), "{url}");
+    drop(browser);
+    assert_eq!(json(&whoami(home.path(), gw, None))["claims"]["sub"], "erin");
+}
