@@ -390,8 +390,6 @@ impl Client {
 
     /// POST `body` as JSON to `path` with the token and parse the JSON
     /// answer (at most [`MAX_JSON_BYTES`], within [`JSON_TIMEOUT`]).
-    // For the data and job commands, which land separately.
-    #[allow(dead_code)]
     pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let url = self.url(path)?;
         let rb = self.http.post(url.clone()).header(ACCEPT, "application/json").json(body).timeout(JSON_TIMEOUT);

@@ -7,10 +7,13 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use common::site::*;
+use seqshield_auth::totp;
+use serde_json::Value;
 
 #[test]
 fn login_saves_a_private_token_that_whoami_uses_and_logout_revokes() {

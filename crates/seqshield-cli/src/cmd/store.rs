@@ -250,6 +250,10 @@ async fn start_or_resume(
         if let Ok(saved) = serde_json::from_str::<UploadState>(&text) {
             let same_file = UploadState { object_id: String::new(), ..saved };
             let id = serde_json::from_str::<UploadState>(&text).map(|s| s.object_id).unwrap_or_default();
+            if seqshield_store::names::check_id(&id).is_err() {
+                let _ = std::fs::remove_file(state_file);
+                return Box::pin(start_or_resume(ctx, client, a, name, identity, state_file)).await;
+            }
             if &same_file == identity {
                 let path = format!("/api/v1/objects/{id}/upload");
                 match client.post_json::<Value, Ticket>(&path, &json!({})).await {
