@@ -701,10 +701,16 @@ impl Store {
         })
     }
 
-    async fn writable(&self, p: &Principal, id: &str) -> Result<ObjectRow, StoreError> {
-        Self::need_scope(p, SCOPE_WRITE)?;
+    /// The object, if the caller has `scope` and the clearance for it.
+    async fn authorized(&self, p: &Principal, id: &str, scope: &'static str) -> Result<ObjectRow, StoreError> {
+        Self::need_scope(p, scope)?;
         let row = self.load(p, id).await?;
         Self::need_clearance(p, row.classification)?;
+        Ok(row)
+    }
+
+    async fn writable(&self, p: &Principal, id: &str) -> Result<ObjectRow, StoreError> {
+        let row = self.authorized(p, id, SCOPE_WRITE).await?;
         if row.owner != p.subject {
             return Err(StoreError::NotOwner("upload to it"));
         }
@@ -872,9 +878,7 @@ impl Store {
     // ---- reads -----------------------------------------------------------
 
     async fn readable(&self, p: &Principal, id: &str) -> Result<ObjectRow, StoreError> {
-        Self::need_scope(p, SCOPE_READ)?;
-        let row = self.load(p, id).await?;
-        Self::need_clearance(p, row.classification)?;
+        let row = self.authorized(p, id, SCOPE_READ).await?;
         if row.state != State::Available {
             return Err(StoreError::State {
                 state: row.state.as_str().to_owned(),
@@ -887,14 +891,7 @@ impl Store {
     /// An object's metadata.
     pub async fn info(&self, p: &Principal, id: &str) -> Result<ObjectInfo, StoreError> {
         const KIND: &str = "store.info";
-        let row = async {
-            Self::need_scope(p, SCOPE_READ)?;
-            let row = self.load(p, id).await?;
-            Self::need_clearance(p, row.classification)?;
-            Ok(row)
-        }
-        .await;
-        match row {
+        match self.authorized(p, id, SCOPE_READ).await {
             Ok(r) => {
                 self.record(self.event(p, KIND, Outcome::Allow, "metadata read").with("object", id.to_owned())).await?;
                 Ok(ObjectInfo::of(&r))
@@ -1077,9 +1074,7 @@ impl Store {
     pub async fn delete(&self, p: &Principal, id: &str) -> Result<ShredReport, StoreError> {
         const KIND: &str = "store.delete";
         let row = async {
-            Self::need_scope(p, SCOPE_WRITE)?;
-            let row = self.load(p, id).await?;
-            Self::need_clearance(p, row.classification)?;
+            let row = self.authorized(p, id, SCOPE_WRITE).await?;
             if row.owner != p.subject && !p.has(SCOPE_ADMIN) {
                 return Err(StoreError::NotOwner("delete it (or a data:admin token)"));
             }

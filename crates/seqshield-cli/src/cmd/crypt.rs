@@ -229,8 +229,12 @@ pub fn decrypt(ctx: &Ctx, a: DecryptArgs) -> Result<()> {
 pub struct VerifyArgs {
     #[command(flatten)]
     kek: KekArgs,
-    #[command(flatten)]
-    gateway: crate::client::GatewayArgs,
+    /// With an object id: the gateway's base URL (as for every client command).
+    #[arg(long, env = crate::client::ENV_SERVER, value_name = "URL", value_parser = crate::client::parse_server)]
+    server: Option<reqwest::Url>,
+    /// With an object id: the certificate to trust for the gateway.
+    #[arg(long, env = crate::client::ENV_CA_CERT, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Object file to verify, or - for stdin; or the id of an object in the
     /// gateway's store (`obj_` and 32 hex digits), which the gateway re-reads
     /// and checks (write ./obj_… for a local file of that name).
@@ -240,7 +244,12 @@ pub struct VerifyArgs {
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
     if let Some(id) = a.input.to_str().filter(|s| seqshield_store::names::check_id(s).is_ok()) {
-        return crate::cmd::store::verify_remote(ctx, &a.gateway, id);
+        let (Some(server), Some(ca_cert)) = (a.server.clone(), a.ca_cert.clone()) else {
+            return Err(crate::exit::bad_input(format!(
+                "{id} is an object id: give the gateway with --server and --ca-cert (or SEQSHIELD_SERVER and SEQSHIELD_CA_CERT)"
+            )));
+        };
+        return crate::cmd::store::verify_remote(ctx, &crate::client::GatewayArgs { server, ca_cert }, id);
     }
     let opened = open_object(&a.kek, &a.input)?;
     let header = opened.header.clone();
