@@ -531,6 +531,20 @@ impl Store {
         Err(e)
     }
 
+    /// `r`, or, if it is a refusal, `r` after recording it.
+    async fn or_deny<T>(
+        &self,
+        p: &Principal,
+        kind: &'static str,
+        id: Option<&str>,
+        r: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => self.deny(p, kind, id, e).await,
+        }
+    }
+
     fn need_scope(p: &Principal, scope: &'static str) -> Result<(), StoreError> {
         if p.has(scope) {
             Ok(())
@@ -610,10 +624,7 @@ impl Store {
             Ok((header, bytes))
         })
         .await;
-        let (header, header_bytes) = match header {
-            Ok(h) => h,
-            Err(e) => return self.deny(p, KIND, None, e).await,
-        };
+        let (header, header_bytes) = self.or_deny(p, KIND, None, header).await?;
         let now = self.now();
         let row = ObjectRow {
             id: names::new_id(),
@@ -681,10 +692,7 @@ impl Store {
     /// Resumes an upload: the same ticket, with the parts already received.
     pub async fn resume_upload(&self, p: &Principal, id: &str) -> Result<UploadTicket, StoreError> {
         const KIND: &str = "store.upload.resume";
-        let row = match self.writable(p, id).await {
-            Ok(r) => r,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let row = self.or_deny(p, KIND, Some(id), self.writable(p, id).await).await?;
         let u = self.unlock(&row).await?;
         let received: Vec<u64> = self.meta.parts(id).await?.into_iter().map(|(n, _)| n).collect();
         self.record(
@@ -733,10 +741,7 @@ impl Store {
     ) -> Result<PartReceipt, StoreError> {
         const KIND: &str = "store.part.write";
         let checked = self.check_part(p, id, part, wire, declared_root).await;
-        let (row, root, wire, count, _guard) = match checked {
-            Ok(v) => v,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let (row, root, wire, count, _guard) = self.or_deny(p, KIND, Some(id), checked).await?;
         self.record(
             self.event(p, KIND, Outcome::Allow, "part verified at its position")
                 .with("object", id.to_owned())
@@ -824,10 +829,7 @@ impl Store {
     pub async fn commit(&self, p: &Principal, id: &str, declared_root: [u8; 32]) -> Result<ObjectInfo, StoreError> {
         const KIND: &str = "store.upload.commit";
         let ready = self.check_commit(p, id, declared_root).await;
-        let (row, trailer, root) = match ready {
-            Ok(v) => v,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let (row, trailer, root) = self.or_deny(p, KIND, Some(id), ready).await?;
         let g = geometry(&row);
         let paths: Vec<_> = (0..g.parts()).map(|n| blobs::part_path(id, n)).collect();
         let primary = self.primary.clone();
@@ -904,10 +906,7 @@ impl Store {
     /// check every part as it arrives.
     pub async fn open_read(&self, p: &Principal, id: &str) -> Result<DownloadTicket, StoreError> {
         const KIND: &str = "store.read";
-        let row = match self.readable(p, id).await {
-            Ok(r) => r,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let row = self.or_deny(p, KIND, Some(id), self.readable(p, id).await).await?;
         let u = self.unlock(&row).await?;
         let part_roots: Vec<[u8; 32]> = self.meta.parts(id).await?.into_iter().map(|(_, r)| r).collect();
         self.record(
@@ -938,10 +937,7 @@ impl Store {
             Ok(row)
         }
         .await;
-        let row = match row {
-            Ok(r) => r,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let row = self.or_deny(p, KIND, Some(id), row).await?;
         self.record(
             self.event(p, KIND, Outcome::Allow, "scope and clearance allow reading")
                 .with("object", id.to_owned())
@@ -985,10 +981,7 @@ impl Store {
     /// root against the recorded one, the Merkle root, and the trailer.
     pub async fn verify(&self, p: &Principal, id: &str) -> Result<VerifyReport, StoreError> {
         const KIND: &str = "store.verify";
-        let row = match self.readable(p, id).await {
-            Ok(r) => r,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let row = self.or_deny(p, KIND, Some(id), self.readable(p, id).await).await?;
         self.record(
             self.event(p, KIND, Outcome::Allow, "scope and clearance allow reading").with("object", id.to_owned()),
         )
@@ -1081,10 +1074,7 @@ impl Store {
             Ok(row)
         }
         .await;
-        let row = match row {
-            Ok(r) => r,
-            Err(e) => return self.deny(p, KIND, Some(id), e).await,
-        };
+        let row = self.or_deny(p, KIND, Some(id), row).await?;
         self.record(
             self.event(p, KIND, Outcome::Allow, "crypto-shred: wrapped keys destroyed, then blobs deleted")
                 .with("object", id.to_owned())
@@ -1169,10 +1159,7 @@ impl Store {
                 .get(to)
                 .ok_or_else(|| StoreError::invalid("to", format!("no replica store named {to:?} is configured")))
         });
-        let replica = match checked {
-            Ok(r) => r,
-            Err(e) => return self.deny(p, KIND, None, e).await,
-        };
+        let replica = self.or_deny(p, KIND, None, checked).await?;
         let mut todo = Vec::new();
         let mut summary = SyncSummary::default();
         for row in self.meta.list(State::Available, 1_000_000).await? {
