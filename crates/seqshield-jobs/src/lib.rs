@@ -1,0 +1,8 @@
+//! seqshield's job service: GA4GH TES 1.1 tasks, signed manifests,
+//! placement between the on-prem cluster and the cloud partition, and the
+//! executors that run `seqshield worker` locally or through Slurm.
+
+pub mod placement;
+pub mod sim;
+pub mod slurm;
+pub mod tes;
