@@ -56,6 +56,7 @@ fn claims(now: u64) -> AccessClaims {
         clearance: Clearance::Restricted,
         client_id: "portal".into(),
         act: None,
+        tsk: None,
     }
 }
 

@@ -45,7 +45,7 @@ mod keyset;
 mod validation;
 mod verifier;
 
-pub use claims::{AccessClaims, Actor, IdClaims};
+pub use claims::{AccessClaims, Actor, IdClaims, TaskBinding};
 pub use error::JwtError;
 pub use header::{JwsHeader, FORBIDDEN_HEADERS};
 pub use keyset::{thumbprint, KeySet, MAX_JWKS_BYTES, MAX_JWKS_KEYS, MAX_RSA_BITS, MIN_RSA_BITS};
@@ -244,6 +244,7 @@ pub(crate) mod testkit {
             clearance: crate::Clearance::Restricted,
             client_id: "cli".into(),
             act: None,
+            tsk: None,
         }
     }
 

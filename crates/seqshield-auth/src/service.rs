@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -52,6 +52,15 @@ pub struct AuthService {
     clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<String, authorize::Pending>>,
     secret_cache: Mutex<HashMap<String, [u8; 32]>>,
+    tasks: OnceLock<Arc<dyn TaskGate>>,
+}
+
+/// The job service's answer to "may this task still act?", asked when a
+/// task manifest is exchanged for a worker token and whenever such a token
+/// is used: a cancelled or finished task's token stops working at once.
+pub trait TaskGate: Send + Sync {
+    /// `Ok` while the task may run; otherwise why not.
+    fn may_run(&self, task_id: &str) -> Result<(), String>;
 }
 
 impl std::fmt::Debug for AuthService {
@@ -93,6 +102,7 @@ impl AuthService {
             clock,
             pending: Mutex::new(HashMap::new()),
             secret_cache: Mutex::new(HashMap::new()),
+            tasks: OnceLock::new(),
         }))
     }
 
@@ -159,8 +169,58 @@ impl AuthService {
 
     /// Verifies one of our access tokens for our own audience: RS256 with a
     /// published key, issuer, audience, lifetime, `typ` and revocation.
+    ///
+    /// A worker's token (audience [`exchange::WORKER_AUDIENCE`]) is accepted
+    /// too, but only when it is bound to a task (`tsk`) that may still run:
+    /// the routes then allow nothing outside that task.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, JwtError> {
-        self.verify_access_for(token, &self.cfg.audience)
+        match self.verify_access_for(token, &self.cfg.audience) {
+            Err(JwtError::WrongAudience)
+                if exchange::unverified_aud(token).as_deref() == Some(exchange::WORKER_AUDIENCE) =>
+            {
+                let claims = self.verify_access_for(token, exchange::WORKER_AUDIENCE)?;
+                let task = claims.tsk.as_ref().ok_or(JwtError::WrongAudience)?;
+                match self.tasks.get().map(|g| g.may_run(&task.id)) {
+                    Some(Ok(())) => Ok(claims),
+                    _ => Err(JwtError::Revoked),
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// Installs the job service's [`TaskGate`]; without one, task manifests
+    /// are refused. Only the first call has an effect.
+    pub fn set_task_gate(&self, gate: Arc<dyn TaskGate>) {
+        let _ = self.tasks.set(gate);
+    }
+
+    pub(crate) fn task_gate(&self) -> Option<&Arc<dyn TaskGate>> {
+        self.tasks.get()
+    }
+
+    /// Signs a document other than a token (e.g. a task manifest) with the
+    /// active token-signing key, as a compact RS256 JWS of type `typ`.
+    pub fn sign_document<T: serde::Serialize + ?Sized>(&self, typ: &str, claims: &T) -> Result<String, JwtError> {
+        self.keys().sign(typ, claims)
+    }
+
+    /// Verifies a document signed by [`Self::sign_document`]: a published
+    /// key, `typ`, our issuer, `audience` and lifetime.
+    pub fn verify_document<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &'static str,
+        audience: &str,
+    ) -> Result<T, JwtError> {
+        let keyset = read(&self.keyset).clone();
+        let v = Validation {
+            issuer: self.cfg.issuer.clone(),
+            audience: audience.to_owned(),
+            leeway_secs: jwt::MAX_CLOCK_SKEW_SECS,
+            typ: Some(typ),
+        };
+        jwt::verify(token, &keyset, &v, self.clock.now())
     }
 
     /// Like [`Self::verify_access`] for another audience (a service that

@@ -413,6 +413,7 @@ mod tests {
             clearance: crate::Clearance::Internal,
             client_id: "c".into(),
             act: None,
+            tsk: None,
         }
     }
 

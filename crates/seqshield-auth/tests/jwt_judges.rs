@@ -93,6 +93,7 @@ fn access_claims(now: u64) -> AccessClaims {
         clearance: Clearance::Restricted,
         client_id: "portal".into(),
         act: None,
+        tsk: None,
     }
 }
 

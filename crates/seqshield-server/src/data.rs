@@ -87,6 +87,7 @@ fn principal(auth: &Authenticated, peer: Option<SocketAddr>) -> Principal {
         scopes: c.scope.iter().map(str::to_owned).collect(),
         clearance: c.clearance,
         source: peer.map(|p| p.ip()),
+        task: c.tsk.clone(),
     }
 }
 

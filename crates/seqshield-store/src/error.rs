@@ -36,6 +36,14 @@ pub enum StoreError {
     /// Only the object's owner (or an admin) may do this.
     #[error("only the object's owner may {0}")]
     NotOwner(&'static str),
+    /// A worker's token is bound to one task, and this is outside it.
+    #[error("this token is bound to task {task}: {what}")]
+    OutsideTask {
+        /// The task.
+        task: String,
+        /// What was refused.
+        what: String,
+    },
     /// The storage policy forbids this (e.g. controlled data on a file KEK).
     #[error("refused by the storage policy: {0}")]
     Policy(String),
@@ -145,6 +153,7 @@ impl StoreError {
             Self::Scope(_) => "insufficient_scope",
             Self::Clearance { .. } => "insufficient_clearance",
             Self::NotOwner(_) => "not_owner",
+            Self::OutsideTask { .. } => "outside_task",
             Self::Policy(_) => "policy_refused",
             Self::State { .. } => "wrong_state",
             Self::PartOutOfRange { .. } => "part_out_of_range",
@@ -170,7 +179,7 @@ impl StoreError {
         match self {
             Self::NotFound(_) => 404,
             Self::BadId | Self::Invalid { .. } | Self::PartLength { .. } => 400,
-            Self::Scope(_) | Self::Clearance { .. } | Self::NotOwner(_) | Self::Policy(_) => 403,
+            Self::Scope(_) | Self::Clearance { .. } | Self::NotOwner(_) | Self::OutsideTask { .. } | Self::Policy(_) => 403,
             Self::State { .. }
             | Self::PartOutOfOrder { .. }
             | Self::PartDuplicate(_)

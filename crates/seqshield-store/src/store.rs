@@ -158,12 +158,35 @@ pub struct Principal {
     pub clearance: Classification,
     /// Source address.
     pub source: Option<IpAddr>,
+    /// A worker's token is bound to one task: only its inputs may be read
+    /// and only its outputs (by name) written; nothing else is allowed.
+    pub task: Option<seqshield_auth::jwt::TaskBinding>,
 }
 
 impl Principal {
     fn has(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+
+    /// For a task-bound caller: refuses what the task does not cover.
+    fn task_allows(&self, what: TaskUse<'_>) -> Result<(), StoreError> {
+        let Some(t) = &self.task else { return Ok(()) };
+        let refuse = |what: String| Err(StoreError::OutsideTask { task: t.id.clone(), what });
+        match what {
+            TaskUse::Read(id) if t.read.iter().any(|r| r == id) => Ok(()),
+            TaskUse::Read(id) => refuse(format!("{id} is not one of its inputs")),
+            TaskUse::Write(name) if t.write.iter().any(|w| w == name) => Ok(()),
+            TaskUse::Write(name) => refuse(format!("{name:?} is not one of its outputs")),
+            TaskUse::Other(op) => refuse(format!("{op} is not part of running a task")),
+        }
+    }
+}
+
+/// What a task-bound caller wants to do.
+enum TaskUse<'a> {
+    Read(&'a str),
+    Write(&'a str),
+    Other(&'static str),
 }
 
 /// What an uploader declares.
@@ -670,6 +693,7 @@ impl Store {
         Self::need_scope(p, SCOPE_WRITE)?;
         Self::need_clearance(p, req.classification)?;
         names::check_name(&req.name)?;
+        p.task_allows(TaskUse::Write(&req.name))?;
         if let Some(d) = &req.dataset {
             names::check_dataset(d)?;
         }
@@ -712,7 +736,13 @@ impl Store {
     /// The object, if the caller has `scope` and the clearance for it.
     async fn authorized(&self, p: &Principal, id: &str, scope: &'static str) -> Result<ObjectRow, StoreError> {
         Self::need_scope(p, scope)?;
+        if scope == SCOPE_READ {
+            p.task_allows(TaskUse::Read(id))?;
+        }
         let row = self.load(p, id).await?;
+        if scope == SCOPE_WRITE {
+            p.task_allows(TaskUse::Write(&row.name))?;
+        }
         Self::need_clearance(p, row.classification)?;
         Ok(row)
     }
@@ -967,6 +997,7 @@ impl Store {
         let out: Vec<ObjectInfo> = rows
             .iter()
             .filter(|r| r.classification <= p.clearance && dataset.is_none_or(|d| r.dataset == d))
+            .filter(|r| p.task_allows(TaskUse::Read(&r.id)).is_ok())
             .map(ObjectInfo::of)
             .collect();
         self.record(
@@ -1067,6 +1098,7 @@ impl Store {
     pub async fn delete(&self, p: &Principal, id: &str) -> Result<ShredReport, StoreError> {
         const KIND: &str = "store.delete";
         let row = async {
+            p.task_allows(TaskUse::Other("deleting"))?;
             let row = self.authorized(p, id, SCOPE_WRITE).await?;
             if row.owner != p.subject && !p.has(SCOPE_ADMIN) {
                 return Err(StoreError::NotOwner("delete it (or a data:admin token)"));
@@ -1154,7 +1186,7 @@ impl Store {
         progress: &(dyn Fn(SyncEvent) + Send + Sync),
     ) -> Result<SyncSummary, StoreError> {
         const KIND: &str = "store.sync";
-        let checked = Self::need_scope(p, SCOPE_ADMIN).and_then(|()| {
+        let checked = Self::need_scope(p, SCOPE_ADMIN).and_then(|()| p.task_allows(TaskUse::Other("sync"))).and_then(|()| {
             self.replicas
                 .get(to)
                 .ok_or_else(|| StoreError::invalid("to", format!("no replica store named {to:?} is configured")))

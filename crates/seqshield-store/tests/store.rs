@@ -41,6 +41,7 @@ fn who(sub: &str, scopes: &str, clearance: Classification) -> Principal {
         scopes: scopes.split(' ').map(str::to_owned).collect(),
         clearance,
         source: None,
+        task: None,
     }
 }
 
@@ -286,6 +287,40 @@ async fn names_scopes_clearance_and_policy_are_enforced() {
     let events = f.audit.events();
     assert!(events.iter().any(|e| e.kind == "store.read" && e.outcome == Outcome::Deny));
     assert!(events.iter().any(|e| e.kind == "store.upload.create" && e.outcome == Outcome::Allow));
+}
+
+#[tokio::test]
+async fn a_task_bound_token_reaches_only_its_inputs_and_outputs() {
+    let f = fixture().await;
+    let p = alice();
+    let (input, _) = upload(&f.store, &p, "reads.fq", Classification::Restricted, &data(3000, 2)).await;
+    let (other, _) = upload(&f.store, &p, "other.fq", Classification::Restricted, &data(3000, 3)).await;
+    let worker = Principal {
+        task: Some(seqshield_auth::jwt::TaskBinding {
+            id: "task_1".into(),
+            read: vec![input.clone()],
+            write: vec!["calls.vcf".into()],
+        }),
+        ..alice()
+    };
+    assert_eq!(download(&f.store, &worker, &input).await, data(3000, 2));
+    for e in [
+        f.store.open_read(&worker, &other).await.err().unwrap(),
+        f.store.read_part(&worker, &other, 0).await.err().unwrap(),
+        f.store.info(&worker, &other).await.err().unwrap(),
+        f.store.create_upload(&worker, new("elsewhere.vcf", Classification::Restricted, 10)).await.err().unwrap(),
+        f.store.delete(&worker, &input).await.err().unwrap(),
+    ] {
+        assert_eq!(e.code(), "outside_task", "{e}");
+        assert!(e.to_string().contains("task_1"), "{e}");
+    }
+    let listed: Vec<String> = f.store.list(&worker, None).await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(listed, vec![input.clone()]);
+    let (out, _) = upload(&f.store, &worker, "calls.vcf", Classification::Restricted, &data(100, 4)).await;
+    assert_eq!(f.store.info(&p, &out).await.unwrap().owner, "alice", "outputs belong to the task's owner");
+    // The owner's own upload of another name cannot be continued by the worker.
+    let t = f.store.create_upload(&p, new("mine.vcf", Classification::Restricted, 10)).await.unwrap();
+    assert_eq!(f.store.resume_upload(&worker, &t.info.id).await.err().unwrap().code(), "outside_task");
 }
 
 #[tokio::test]

@@ -36,6 +36,24 @@ pub struct AccessClaims {
     /// The acting party, for a token obtained by delegation (RFC 8693 §4.1).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub act: Option<Actor>,
+    /// seqshield: the one task a worker's token is bound to. Present only
+    /// on tokens minted by exchanging a signed task manifest; the data
+    /// routes then allow nothing outside it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tsk: Option<TaskBinding>,
+}
+
+/// What a worker's token may touch: one task's inputs (read) and outputs
+/// (written once, by name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskBinding {
+    /// The task id.
+    pub id: String,
+    /// Object ids the worker may read.
+    pub read: Vec<String>,
+    /// Object names the worker may create (and upload, and commit).
+    pub write: Vec<String>,
 }
 
 /// An acting party (RFC 8693 §4.1): who is acting on behalf of the subject,
@@ -114,6 +132,7 @@ mod tests {
             clearance: Clearance::Restricted,
             client_id: "cli".into(),
             act: None,
+            tsk: None,
         }
     }
 

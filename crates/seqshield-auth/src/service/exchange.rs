@@ -26,6 +26,27 @@ pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// `acr` of a token whose subject signed in at a trusted external issuer.
 pub const ACR_FEDERATED: &str = "urn:seqshield:acr:federated";
+/// seqshield: a task manifest signed by this gateway, exchanged by the
+/// worker that runs the task for a token bound to the task's objects.
+pub const TOKEN_TYPE_TASK_MANIFEST: &str = "urn:seqshield:params:oauth:token-type:task-manifest";
+/// The `typ` of a signed task manifest.
+pub const TYP_TASK_MANIFEST: &str = "seqshield-manifest+jwt";
+/// The audience of compute workers' tokens (and of task manifests).
+pub const WORKER_AUDIENCE: &str = "seqshield-worker";
+
+/// What the token service reads from a task manifest (the job service
+/// writes more; other members are ignored here).
+#[derive(serde::Deserialize)]
+struct ManifestSubject {
+    sub: String,
+    exp: u64,
+    jti: String,
+    scope: ScopeSet,
+    clearance: Clearance,
+    amr: Vec<String>,
+    acr: String,
+    tsk: jwt::TaskBinding,
+}
 
 /// The verified subject of an exchange.
 struct Subject {
@@ -38,9 +59,10 @@ struct Subject {
     act: Option<Actor>,
     jti: Option<String>,
     issuer: String,
+    task: Option<jwt::TaskBinding>,
 }
 
-fn unverified_aud(token: &str) -> Option<String> {
+pub(crate) fn unverified_aud(token: &str) -> Option<String> {
     if token.len() > jwt::MAX_TOKEN_BYTES {
         return None;
     }
@@ -94,6 +116,36 @@ impl AuthService {
                     act: t.act,
                     jti: Some(t.jti),
                     issuer: t.iss,
+                    task: None,
+                }
+            }
+            TOKEN_TYPE_TASK_MANIFEST => {
+                let bad = |why: String| {
+                    self.audit_best_effort(
+                        AuditEvent::new(now, "task.manifest.verify", Outcome::Deny, why.as_str())
+                            .client(&c.client.id)
+                            .source(origin.ip),
+                    );
+                    OAuthError::invalid_grant("the task manifest is not one this gateway signed, or it was modified, has expired or its task may not run")
+                };
+                if audience != WORKER_AUDIENCE {
+                    return Err(OAuthError::new(ErrorCode::InvalidTarget, "a task manifest is exchanged only for a worker token"));
+                }
+                let m: ManifestSubject =
+                    self.verify_document(token, TYP_TASK_MANIFEST, WORKER_AUDIENCE).map_err(|e| bad(e.to_string()))?;
+                let gate = self.task_gate().ok_or_else(|| bad("no job service is running".to_owned()))?;
+                gate.may_run(&m.tsk.id).map_err(|why| bad(format!("task {}: {why}", m.tsk.id)))?;
+                Subject {
+                    sub: m.sub,
+                    scope: m.scope,
+                    clearance: m.clearance,
+                    amr: m.amr,
+                    acr: m.acr,
+                    exp: m.exp,
+                    act: None,
+                    jti: Some(m.jti),
+                    issuer: self.cfg.issuer.clone(),
+                    task: Some(m.tsk),
                 }
             }
             TOKEN_TYPE_JWT | TOKEN_TYPE_ID_TOKEN => {
@@ -116,6 +168,7 @@ impl AuthService {
                     act: None,
                     jti: None,
                     issuer: id.issuer,
+                    task: None,
                 }
             }
             _ => return Err(OAuthError::invalid_request("unsupported subject_token_type")),
@@ -171,6 +224,7 @@ impl AuthService {
             act: Some(actor.clone()),
             not_after: Some(subject.exp),
             family: None,
+            task: subject.task.clone(),
         };
         let (access, claims) = self.mint_access(&grant)?;
         let mut ev = AuditEvent::new(now, "token.exchange", Outcome::Allow, "token exchanged")
@@ -186,6 +240,9 @@ impl AuthService {
             .with("exp", claims.exp);
         if let Some(j) = &subject.jti {
             ev = ev.with("subject_jti", j.as_str());
+        }
+        if let Some(t) = &claims.tsk {
+            ev = ev.with("task", t.id.as_str());
         }
         self.audit(ev)?;
         Ok(TokenResponse { issued_token_type: Some(TOKEN_TYPE_ACCESS), ..TokenResponse::bearer(access, &claims, now) })

@@ -34,6 +34,8 @@ pub struct Grant {
     pub not_after: Option<u64>,
     /// The refresh-token family, so a revoked family revokes this token.
     pub family: Option<String>,
+    /// The task a worker's token is bound to (manifest exchange only).
+    pub task: Option<crate::jwt::TaskBinding>,
 }
 
 /// The token endpoint's success body (RFC 6749 §5.1, RFC 8693 §2.2.1).
@@ -99,6 +101,7 @@ impl AuthService {
             clearance: g.clearance,
             client_id: g.client_id.clone(),
             act: g.act.clone(),
+            tsk: g.task.clone(),
         };
         // Tokens of a refresh family are recorded so that revoking the
         // family revokes them; others can still be revoked by `jti`.

@@ -337,6 +337,7 @@ impl AuthService {
             act: None,
             not_after: None,
             family: Some(family.clone()),
+            task: None,
         };
         let (access, claims) = self.mint_access(&grant)?;
         let refresh = self.mint_refresh(&RefreshRecord {
@@ -418,6 +419,7 @@ impl AuthService {
             act: None,
             not_after: None,
             family: Some(rec.family.clone()),
+            task: None,
         };
         let (access, claims) = self.mint_access(&grant)?;
         // The family keeps its original expiry: rotation never extends it.
@@ -458,6 +460,7 @@ impl AuthService {
             act: None,
             not_after: None,
             family: None,
+            task: None,
         };
         let (access, claims) = self.mint_access(&grant)?;
         self.audit_issue(&claims, "client_credentials", origin)?;
