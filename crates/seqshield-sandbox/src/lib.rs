@@ -41,6 +41,18 @@ pub use report::{signal_name, Controls, ExitStatus, Report};
 pub use run::{Mount, Running, Sandbox, Stdio, INSIDE_ID, SANDBOX_PATH, UID_RANGE_BASE, UID_RANGE_LEN};
 pub use seccomp::syscall_name;
 
+/// Gives the calling process a mount namespace of its own and mounts a
+/// fresh tmpfs of at most `size` bytes on the existing directory `dir`
+/// (mode 0700, `nosuid,nodev,noexec`): scratch space no other process on
+/// the host can see, gone when the process exits. Call it before starting
+/// any thread; it needs `CAP_SYS_ADMIN`.
+pub fn private_tmpfs(dir: &std::path::Path, size: u64) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    sys::private_tmpfs(&c, size)
+}
+
 /// Every x86_64 syscall name the filter knows, by number.
 pub fn syscall_names() -> Vec<&'static str> {
     syscalls::x86_64::Sysno::iter().map(|s| s.name()).collect()

@@ -1139,3 +1139,40 @@ pub(crate) fn userns_works() -> Result<(), i32> {
     unsafe { libc::waitpid(pid, &mut st, 0) };
     Ok(())
 }
+
+// ---------------------------------------------------------------- scratch
+
+/// Moves the calling process into a mount namespace of its own (mounts made
+/// afterwards are invisible to the rest of the host and vanish with it) and
+/// mounts a fresh tmpfs on `dir` (mode 0700, `nosuid,nodev,noexec`, at
+/// most `size` bytes). The process must not have other threads yet.
+pub(crate) fn private_tmpfs(dir: &CStr, size: u64) -> io::Result<()> {
+    // SAFETY: unshare takes only flags; it affects this (single-threaded)
+    // process and fails cleanly otherwise.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: NUL-terminated literals; null source and data are allowed for
+    // a propagation change.
+    let r = unsafe {
+        libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let data = CString::new(format!("mode=0700,size={size}")).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+    let r = unsafe {
+        libc::mount(
+            c"seqshield-scratch".as_ptr(),
+            dir.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

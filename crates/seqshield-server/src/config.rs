@@ -100,6 +100,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[store]`: the object store.
     pub store: seqshield_store::StoreConfig,
+    /// `[jobs]`: the TES job service.
+    pub jobs: seqshield_jobs::JobsConfig,
     /// The file these settings came from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,

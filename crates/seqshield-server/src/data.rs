@@ -69,7 +69,7 @@ pub fn router(store: Arc<Store>, max_part_bytes: usize) -> Router {
 struct MaxPart(usize);
 
 /// The client's address, when the server provides it.
-struct Peer(Option<SocketAddr>);
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
@@ -196,13 +196,13 @@ async fn put_part(
     Ok(Json(json!(receipt)))
 }
 
-enum BodyError {
+pub(crate) enum BodyError {
     TooLarge,
     Broken(String),
 }
 
 /// Reads a body of at most `max` bytes (the length header may be absent or lie).
-async fn read_bounded(body: Body, max: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_bounded(body: Body, max: usize) -> Result<Bytes, BodyError> {
     let limited = http_body_util::Limited::new(body, max);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),

@@ -45,6 +45,7 @@ pub mod cert;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod jobs;
 pub mod logging;
 pub mod serve;
 pub mod tls;

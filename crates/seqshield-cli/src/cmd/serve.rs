@@ -93,8 +93,11 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     let store = open_store(&cfg, &a.data_dir, kek.clone(), audit.clone()).await?;
     tokio::spawn(maintenance(svc.clone(), kek, store.clone()));
     let max_part = max_part_bytes(&cfg.store);
+    let jobs = open_jobs(&cfg, &a.data_dir, &svc, &store, audit.clone(), &gateway)?;
+    jobs.start();
     let routes = seqshield_auth::http::router(svc.clone())
-        .merge(seqshield_server::data::router(store, max_part).layer(axum::Extension(svc)));
+        .merge(seqshield_server::data::router(store, max_part).layer(axum::Extension(svc.clone())))
+        .merge(seqshield_server::jobs::router(jobs).layer(axum::Extension(svc)));
     announce(ctx, &gateway)?;
     let served = gateway.serve(routes, seqshield_server::shutdown_signal()).await;
     // A last signed head over everything the gateway logged.
@@ -190,6 +193,62 @@ async fn open_store(
     .await
     .context("cannot open the object store")?;
     Ok(Arc::new(store))
+}
+
+/// The OAuth client compute workers authenticate as to exchange manifests.
+pub const WORKER_CLIENT: &str = "seqshield-worker";
+/// Its secret, beside the job service's state (0600).
+const WORKER_SECRET_FILE: &str = "jobs/worker.secret";
+
+/// Opens the job service. Registers the workers' OAuth client on first
+/// start, with a random secret in `DATA/jobs/worker.secret` that the
+/// executors hand to the workers they start (the workers' only credential:
+/// it can exchange a signed manifest and nothing else).
+fn open_jobs(
+    cfg: &Config,
+    data_dir: &Path,
+    svc: &Arc<seqshield_auth::service::AuthService>,
+    store: &Arc<seqshield_store::Store>,
+    audit: Arc<seqshield_audit::AuditLog>,
+    gateway: &Gateway,
+) -> Result<Arc<seqshield_jobs::JobService>> {
+    use seqshield_auth::store::{NewClient, StoreError};
+    let secret_file = data_dir.join(WORKER_SECRET_FILE);
+    create_private_dir(&data_dir.join("jobs"))?;
+    let registered = svc.store().client(WORKER_CLIENT).context("cannot read the auth database")?.is_some();
+    if !registered || !secret_file.exists() {
+        if registered {
+            bail!(
+                "the {WORKER_CLIENT} client is registered but its secret {} is gone: restore it from a backup of the data directory",
+                secret_file.display()
+            );
+        }
+        let mut raw = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+        let secret = Zeroizing::new(hex::encode(raw));
+        seqshield_jobs::service::write_private(&secret_file, secret.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
+        let new = NewClient {
+            id: WORKER_CLIENT.to_owned(),
+            redirect_uris: Vec::new(),
+            secret_hash: Some(seqshield_auth::password::hash_password(secret.as_bytes()).context("cannot hash the worker secret")?),
+            jwks: None,
+            scopes: seqshield_auth::ScopeSet::parse("data:read data:write jobs:report").expect("valid scopes"),
+            clearance: seqshield_auth::Clearance::Controlled,
+        };
+        match svc.store().add_client(&new) {
+            Ok(()) | Err(StoreError::Exists) => {}
+            Err(e) => return Err(e).context("cannot register the workers' client"),
+        }
+        logging::notice(&format!("registered the {WORKER_CLIENT} client; its secret is in {}", secret_file.display()));
+    }
+    let launch = seqshield_jobs::executor::Launch {
+        program: std::env::current_exe().context("cannot find the seqshield binary for workers")?,
+        server: gateway.url(),
+        ca_cert: gateway.certificate().cert_path.clone(),
+        secret_file,
+    };
+    seqshield_jobs::JobService::open(cfg.jobs.clone(), data_dir, svc.clone(), store.clone(), audit, launch)
+        .map_err(|e| anyhow::anyhow!("cannot open the job service: {e}"))
 }
 
 /// The largest part body the data routes read: one part of the configured

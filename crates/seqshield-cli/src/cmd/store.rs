@@ -400,6 +400,22 @@ async fn upload(ctx: &Ctx, client: &Client, file: &Path, ticket: &Ticket, parall
 /// Waits for every worker; the error that explains the failure best: a
 /// full store over the refusals it causes in the other workers, else the
 /// first.
+/// Stores `file` as a new object in one go (no resume state: for callers
+/// that own the file's whole life, like the worker); returns its info.
+pub(crate) async fn put_file(
+    ctx: &Ctx,
+    client: &Client,
+    file: &Path,
+    name: &str,
+    dataset: &str,
+    classification: &str,
+) -> Result<Value> {
+    let size = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    let body = json!({"name": name, "dataset": dataset, "classification": classification, "size": size});
+    let t: Ticket = client.post_json("/api/v1/objects", &body).await?;
+    upload(ctx, client, file, &t, 4).await
+}
+
 async fn first_error(workers: Vec<tokio::task::JoinHandle<Result<()>>>) -> Option<anyhow::Error> {
     let mut errors = Vec::new();
     for w in workers {
@@ -481,7 +497,22 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
     }
     client::block_on(async {
         let client = a.gateway.connect().await?;
-        let ticket: Ticket = client.post_json(&format!("/api/v1/objects/{}/read", a.id), &json!({})).await?;
+        let (size, root_hex) = fetch(ctx, &client, &a.id, &a.output, usize::from(a.parallel)).await?;
+        ctx.report(
+            json!({"ok": true, "id": a.id, "output": a.output, "size": size, "merkle_root": root_hex}),
+            || format!("{}: {size} bytes, every part verified, Merkle root {root_hex}", a.output.display()),
+        );
+        Ok(())
+    })
+}
+
+/// Downloads object `id` into `output` (through `OUTPUT.seqshield-partial`
+/// and a list of verified parts, so a second run resumes), checking the
+/// trailer MAC, the part roots against the trailer's Merkle root, and each
+/// part's tags and root. Returns the size and the hex Merkle root.
+pub(crate) async fn fetch(ctx: &Ctx, client: &Client, id: &str, output: &Path, parallel: usize) -> Result<(u64, String)> {
+    {
+        let ticket: Ticket = client.post_json(&format!("/api/v1/objects/{id}/read"), &json!({})).await?;
         let opened = Arc::new(ticket.open()?);
         let g = opened.object.geometry();
         let trailer = B64.decode(ticket.trailer.as_deref().unwrap_or_default()).context("malformed trailer")?;
@@ -499,21 +530,21 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
             return Err(integrity("trailer_mismatch", "the trailer's length disagrees with the object's metadata"));
         }
         let root_hex = hex::encode(trailer.merkle_root);
-        let (data_path, state_path) = partial_paths(&a.output);
+        let (data_path, state_path) = partial_paths(output);
         let mut state =
             match std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice::<DownloadState>(&b).ok()) {
-                Some(s) if s.object_id == a.id && s.merkle_root == root_hex && data_path.exists() => {
+                Some(s) if s.object_id == id && s.merkle_root == root_hex && data_path.exists() => {
                     if !ctx.quiet {
                         eprintln!(
                             "resuming download of {}: {} of {} parts already verified",
-                            a.id,
+                            id,
                             s.done.len(),
                             g.parts()
                         );
                     }
                     s
                 }
-                _ => DownloadState { object_id: a.id.clone(), merkle_root: root_hex.clone(), done: BTreeSet::new() },
+                _ => DownloadState { object_id: id.to_owned(), merkle_root: root_hex.clone(), done: BTreeSet::new() },
             };
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -534,7 +565,7 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let roots = Arc::new(roots);
         let mut workers = Vec::new();
-        for _ in 0..usize::from(a.parallel).min(todo.len().max(1)) {
+        for _ in 0..parallel.min(todo.len().max(1)) {
             let (client, o, out, todo, next, tx, roots, pb) = (
                 client.clone(),
                 opened.clone(),
@@ -545,7 +576,7 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
                 roots.clone(),
                 pb.clone(),
             );
-            let id = a.id.clone();
+            let id = id.to_owned();
             workers.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -592,14 +623,10 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
         }
         pb.finish_and_clear();
         out.sync_all()?;
-        std::fs::rename(&data_path, &a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+        std::fs::rename(&data_path, output).with_context(|| format!("cannot create {}", output.display()))?;
         let _ = std::fs::remove_file(&state_path);
-        ctx.report(
-            json!({"ok": true, "id": a.id, "output": a.output, "size": g.size, "merkle_root": root_hex}),
-            || format!("{}: {} bytes, every part verified, Merkle root {root_hex}", a.output.display(), g.size),
-        );
-        Ok(())
-    })
+        Ok((g.size, root_hex))
+    }
 }
 
 // ---- ls, rm, verify, sync --------------------------------------------------

@@ -1,0 +1,185 @@
+//! Signed task manifests: what a worker may run, on which objects, where,
+//! and until when.
+//!
+//! A manifest file is JSON `{"jws": "…", "spec": "…"}`:
+//! - `spec` is the task as the worker needs it ([`Spec`]: executors, inputs
+//!   with their Merkle roots, outputs, placement), as a JSON string whose
+//!   exact bytes are hashed;
+//! - `jws` is a compact RS256 JWS (`typ` [`TYP_TASK_MANIFEST`]) signed with
+//!   the gateway's token-signing key, over [`Claims`]: who, the task, the
+//!   objects it may touch, the SHA-256 of `spec`, and an expiry.
+//!
+//! The split keeps the signed part small (it is also the subject token of
+//! the worker's RFC 8693 exchange) while the spec, with literal inputs of
+//! up to 128 KiB, is bound to it by its hash. A worker refuses a file
+//! whose JWS does not verify against the gateway's published keys, whose
+//! spec does not hash to the signed value, or whose expiry has passed.
+
+use aws_lc_rs::digest::{digest, SHA256};
+use seqshield_auth::jwt::{self, KeySet, TaskBinding, Validation};
+use seqshield_auth::{Clearance, ScopeSet};
+use seqshield_format::Classification;
+use serde::{Deserialize, Serialize};
+
+use crate::tes::Executor;
+
+pub use seqshield_auth::service::exchange::{TOKEN_TYPE_TASK_MANIFEST, TYP_TASK_MANIFEST, WORKER_AUDIENCE};
+
+/// Largest manifest file a worker reads.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// The signed claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    /// The gateway (token issuer).
+    pub iss: String,
+    /// [`WORKER_AUDIENCE`].
+    pub aud: String,
+    /// The task's owner.
+    pub sub: String,
+    /// Signed at.
+    pub iat: u64,
+    /// Not before.
+    pub nbf: u64,
+    /// Expiry: the worker must start (exchange) before this.
+    pub exp: u64,
+    /// Unique id.
+    pub jti: String,
+    /// What the worker's token may carry (`data:read data:write jobs:report`
+    /// within the owner's own scopes).
+    pub scope: ScopeSet,
+    /// The owner's clearance at submission.
+    pub clearance: Clearance,
+    /// How the owner authenticated.
+    pub amr: Vec<String>,
+    /// Authentication context.
+    pub acr: String,
+    /// The task and its objects.
+    pub tsk: TaskBinding,
+    /// Hex SHA-256 of the spec's bytes.
+    pub spec_sha256: String,
+    /// The gateway's base URL.
+    pub gateway: String,
+    /// The partition chosen by placement.
+    pub partition: String,
+}
+
+/// One input as the worker stages it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecInput {
+    /// Path inside the executors' file system.
+    pub path: String,
+    /// The object, for stored inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// Its Merkle root when the task was submitted: the worker refuses an
+    /// object that no longer has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merkle_root: Option<String>,
+    /// Its size.
+    #[serde(default)]
+    pub size: u64,
+    /// A literal content instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One output as the worker stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecOutput {
+    /// Path inside the executors' file system.
+    pub path: String,
+    /// Object name.
+    pub name: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Classification (at least that of every input).
+    pub classification: Classification,
+}
+
+/// What the worker runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The task id.
+    pub task: String,
+    /// Executors, in order.
+    pub executors: Vec<Executor>,
+    /// Inputs.
+    pub inputs: Vec<SpecInput>,
+    /// Outputs.
+    pub outputs: Vec<SpecOutput>,
+    /// Volumes.
+    pub volumes: Vec<String>,
+    /// Cores.
+    pub cpu_cores: u32,
+    /// Estimated runtime, seconds (the Slurm time limit is twice this).
+    pub runtime_secs: u64,
+    /// Memory, MiB (0: the sandbox profile's default).
+    pub ram_mb: u64,
+    /// Scratch size, MiB.
+    pub scratch_mb: u64,
+}
+
+/// A manifest file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// The signed claims.
+    pub jws: String,
+    /// The spec, as JSON text.
+    pub spec: String,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not a manifest file.
+    #[error("not a task manifest: {0}")]
+    Malformed(String),
+    /// The signature, issuer, audience, type or lifetime failed.
+    #[error("the manifest's signature does not verify against the gateway's keys, or it has expired: {0}")]
+    Signature(#[from] jwt::JwtError),
+    /// The spec is not the one signed.
+    #[error("the manifest's spec was modified (its SHA-256 is not the signed one)")]
+    SpecModified,
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(digest(&SHA256, bytes).as_ref())
+}
+
+impl ManifestFile {
+    /// Parses a manifest file's bytes (not yet verified).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::Malformed(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+        }
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))
+    }
+
+    /// Verifies the JWS with the gateway's published keys (issuer `issuer`,
+    /// audience [`WORKER_AUDIENCE`], type, lifetime at `now`) and the spec
+    /// against its signed hash; returns both.
+    pub fn verify(&self, keys: &KeySet, issuer: &str, now: u64) -> Result<(Claims, Spec), ManifestError> {
+        let v = Validation {
+            issuer: issuer.to_owned(),
+            audience: WORKER_AUDIENCE.to_owned(),
+            leeway_secs: jwt::MAX_CLOCK_SKEW_SECS,
+            typ: Some(TYP_TASK_MANIFEST),
+        };
+        let claims: Claims = jwt::verify(&self.jws, keys, &v, now)?;
+        if sha256_hex(self.spec.as_bytes()) != claims.spec_sha256 {
+            return Err(ManifestError::SpecModified);
+        }
+        let spec: Spec = serde_json::from_str(&self.spec).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        if spec.task != claims.tsk.id {
+            return Err(ManifestError::Malformed("the spec is for another task".into()));
+        }
+        Ok((claims, spec))
+    }
+}

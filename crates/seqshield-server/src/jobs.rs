@@ -1,0 +1,223 @@
+//! The GA4GH TES 1.1 API over the job service, and the workers' report
+//! route.
+//!
+//! | route | scope | what |
+//! |---|---|---|
+//! | `GET /ga4gh/tes/v1/service-info` | — | service info |
+//! | `POST /ga4gh/tes/v1/tasks` | `jobs:submit` | CreateTask |
+//! | `GET /ga4gh/tes/v1/tasks` | `jobs:read` | ListTasks (`name_prefix`, `state`, `tag_key`/`tag_value`, `page_size`, `page_token`, `view`) |
+//! | `GET /ga4gh/tes/v1/tasks/{id}` | `jobs:read` | GetTask (`view`) |
+//! | `POST /ga4gh/tes/v1/tasks/{id}:cancel` | `jobs:submit` | CancelTask |
+//! | `GET /ga4gh/tes/v1/openapi.json` | — | this API's OpenAPI 3 document |
+//! | `POST /api/v1/jobs/{id}/report` | a worker's task-bound token | the worker's progress |
+//!
+//! A task is visible only to its owner and to `jobs:admin`; another's task
+//! answers 404 like a missing one. Errors are JSON
+//! `{"code": STATUS, "message": …, "error": CODE, "error_description": …}`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use seqshield_auth::http::Authenticated;
+use seqshield_jobs::service::{Caller, JobError, JobService, Report};
+use seqshield_jobs::tes::{self, TesState, View};
+use serde_json::{json, Value};
+
+use crate::data::{read_bounded, BodyError, Peer};
+
+/// The OpenAPI document of the TES routes.
+pub const OPENAPI: &str = include_str!("../openapi/tes.json");
+
+/// The TES routes, with the job service attached.
+pub fn router(jobs: Arc<JobService>) -> Router {
+    Router::new()
+        .route("/ga4gh/tes/v1/service-info", get(service_info))
+        .route("/ga4gh/tes/v1/openapi.json", get(openapi))
+        .route("/ga4gh/tes/v1/tasks", post(create).get(list))
+        .route("/ga4gh/tes/v1/tasks/{id}", get(get_task).post(cancel))
+        .route("/api/v1/jobs/{id}/report", post(report))
+        .layer(Extension(jobs))
+}
+
+/// A TES-shaped error.
+struct TesError(u16, &'static str, String);
+
+impl From<JobError> for TesError {
+    fn from(e: JobError) -> Self {
+        let status = e.status();
+        let msg = if status >= 500 && !matches!(e, JobError::Busy(_)) {
+            tracing::error!(target: "seqshield", "task request failed: {e}");
+            "the server failed; see its log".to_owned()
+        } else {
+            e.to_string()
+        };
+        Self(status, e.code(), msg)
+    }
+}
+
+fn bad(field: &str, why: impl Into<String>) -> TesError {
+    TesError::from(JobError::Invalid(tes::Invalid { field: field.into(), why: why.into() }))
+}
+
+impl IntoResponse for TesError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"code": self.0, "message": self.2, "error": self.1, "error_description": self.2});
+        (status, Json(body)).into_response()
+    }
+}
+
+fn caller(auth: &Authenticated, peer: Peer) -> Caller {
+    let c = auth.claims();
+    Caller {
+        subject: c.sub.clone(),
+        client: c.client_id.clone(),
+        scopes: c.scope.clone(),
+        clearance: c.clearance,
+        amr: c.amr.clone(),
+        acr: c.acr.clone(),
+        source: peer.0.map(|p| p.ip()),
+        task: c.tsk.clone(),
+    }
+}
+
+async fn service_info(Extension(jobs): Extension<Arc<JobService>>) -> Json<Value> {
+    Json(json!({
+        "id": "org.seqshield.tes",
+        "name": "seqshield TES",
+        "type": { "group": "org.ga4gh", "artifact": "tes", "version": "1.1.0" },
+        "description": "GA4GH TES 1.1 over seqshield: inputs and outputs are encrypted store objects, executors run sandboxed on approved tool environments, placement between on-prem and cloud partitions is by policy",
+        "organization": { "name": "seqshield", "url": "https://example.invalid/seqshield" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "storage": ["seqshield://"],
+        "tesResources_backend_parameters": tes::BACKEND_PARAMETERS,
+        "seqshield": { "executor": jobs.executor_kind() },
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn create(
+    auth: Authenticated,
+    peer: Peer,
+    Extension(jobs): Extension<Arc<JobService>>,
+    body: Body,
+) -> Result<Json<Value>, TesError> {
+    let c = caller(&auth, peer);
+    let bytes = read_bounded(body, tes::MAX_TASK_BYTES).await.map_err(|e| match e {
+        BodyError::TooLarge => bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES)),
+        BodyError::Broken(why) => bad("body", why),
+    })?;
+    let id = jobs.create(&c, &bytes).await?;
+    Ok(Json(json!({ "id": id })))
+}
+
+fn parse_view(v: Option<&str>) -> Result<View, TesError> {
+    match v {
+        None => Ok(View::Minimal),
+        Some(s) => View::parse(s).ok_or_else(|| bad("view", "must be MINIMAL, BASIC or FULL")),
+    }
+}
+
+async fn list(
+    auth: Authenticated,
+    peer: Peer,
+    Extension(jobs): Extension<Arc<JobService>>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, TesError> {
+    let c = caller(&auth, peer);
+    let (mut name_prefix, mut state, mut page_size, mut page_token, mut view) = (None, None, None, None, None);
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    for (k, v) in url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        let v = v.into_owned();
+        match k.as_ref() {
+            "name_prefix" => name_prefix = Some(v),
+            "state" => state = Some(TesState::parse(&v).ok_or_else(|| bad("state", format!("{v:?} is not a TES state")))?),
+            "tag_key" => keys.push(v),
+            "tag_value" => values.push(v),
+            "page_size" => {
+                page_size = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|n| (1..=i64::try_from(seqshield_jobs::service::MAX_PAGE_SIZE).unwrap_or(2047)).contains(n))
+                        .ok_or_else(|| bad("page_size", "must be a whole number from 1 to 2047"))? as usize,
+                )
+            }
+            "page_token" => page_token = Some(v),
+            "view" => view = Some(v),
+            other => return Err(bad(other, "is not a ListTasks parameter")),
+        }
+    }
+    if values.len() > keys.len() {
+        return Err(bad("tag_value", "each tag_value needs a tag_key before it"));
+    }
+    let tags: Vec<(String, String)> =
+        keys.into_iter().enumerate().map(|(i, k)| (k, values.get(i).cloned().unwrap_or_default())).collect();
+    let view = parse_view(view.as_deref())?;
+    let (tasks, next) =
+        jobs.list(&c, name_prefix.as_deref(), state, &tags, page_size, page_token.as_deref(), view).await?;
+    let mut body = json!({ "tasks": tasks });
+    if let Some(n) = next {
+        body["next_page_token"] = n.into();
+    }
+    Ok(Json(body))
+}
+
+fn view_only(q: Option<String>) -> Result<View, TesError> {
+    let mut view = None;
+    for (k, v) in url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "view" => view = Some(v.into_owned()),
+            other => return Err(bad(other, "is not a GetTask parameter")),
+        }
+    }
+    parse_view(view.as_deref())
+}
+
+async fn get_task(
+    auth: Authenticated,
+    peer: Peer,
+    Extension(jobs): Extension<Arc<JobService>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, TesError> {
+    let view = view_only(q)?;
+    let t = jobs.get(&caller(&auth, peer), &id, view).await?;
+    Ok(Json(json!(t)))
+}
+
+async fn cancel(
+    auth: Authenticated,
+    peer: Peer,
+    Extension(jobs): Extension<Arc<JobService>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, TesError> {
+    let Some(id) = id.strip_suffix(":cancel") else {
+        return Err(TesError(405, "method_not_allowed", "POST is for /tasks/{id}:cancel".into()));
+    };
+    jobs.cancel(&caller(&auth, peer), id).await?;
+    Ok(Json(json!({})))
+}
+
+async fn report(
+    auth: Authenticated,
+    peer: Peer,
+    Extension(jobs): Extension<Arc<JobService>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, TesError> {
+    let bytes = read_bounded(body, tes::MAX_TASK_BYTES).await.map_err(|e| match e {
+        BodyError::TooLarge => bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES)),
+        BodyError::Broken(why) => bad("body", why),
+    })?;
+    let r: Report = serde_json::from_slice(&bytes).map_err(|e| bad("body", format!("not a report: {e}")))?;
+    jobs.report(&caller(&auth, peer), &id, r).await?;
+    Ok(Json(json!({})))
+}
