@@ -874,7 +874,9 @@ mod tests {
         let err = |text: &str| PlacementPolicy::parse(text, "site.toml").unwrap_err().to_string();
 
         let e = err(&base.replace("burst_after_wait_secs", "burst_after_secs"));
-        assert!(e.starts_with("placement policy site.toml line 13: unknown field `burst_after_secs`"), "{e}");
+        let line = base.lines().position(|l| l.starts_with("burst_after_wait_secs")).unwrap() + 1;
+        let want = format!("placement policy site.toml line {line}: unknown field `burst_after_secs`");
+        assert!(e.starts_with(&want), "{e}");
         let e = err(&base.replace("[class.controlled]\nburst = false\n", "[class.controlled]\n"));
         assert!(e.contains("site.toml") && e.contains("missing field `burst`"), "{e}");
         let e = err(&base.replace("[class.controlled]", "[class.secret]"));
