@@ -11,10 +11,10 @@
 //! ([`DEFAULT_COMMAND_TIMEOUT`]), so a hung controller cannot hang us.
 //!
 //! A job is one argv, run by a generated bash script ([`batch_script`]):
-//! it `exec`s the argv through `env -i` with Slurm's `SLURM_*` variables
-//! and the ones we pass, nothing else (Slurm 22.05 loads the user's login
-//! environment even with `--export=NONE`), each word quoted by
-//! [`shell_quote`].
+//! it `exec`s the argv through `env -i` with Slurm's `SLURM_*` and
+//! `SLURMD_*` variables and the ones we pass, nothing else (Slurm 22.05
+//! loads the user's login environment even with `--export=NONE`), each
+//! word quoted by [`shell_quote`].
 //!
 //! Slurm states map to TES states by [`tes_state`]; the table is there.
 
@@ -68,7 +68,8 @@ const STDERR_TAIL_BYTES: usize = 2048;
 /// `squeue -O` fields for [`JobStatus`]; `:0` means no padding and no
 /// truncation, `|` ends each field. The comment comes last, so a `|` in a
 /// comment (another user's job) cannot shift the other fields.
-const STATUS_FORMAT: &str = "JobID:0|,State:0|,Reason:0|,Partition:0|,NodeList:0|,exit_code:0|,StartTime:0|,EndTime:0|,Comment:0";
+const STATUS_FORMAT: &str =
+    "JobID:0|,State:0|,Reason:0|,Partition:0|,NodeList:0|,exit_code:0|,StartTime:0|,EndTime:0|,Comment:0";
 
 /// Number of `|`-separated fields in a [`STATUS_FORMAT`] line.
 const STATUS_FIELDS: usize = 9;
@@ -197,8 +198,10 @@ pub struct SbatchJob {
     /// the job service puts `seqshield:<task id>` here and finds its jobs
     /// by it ([`Slurm::list_by_comment_prefix`]).
     pub comment: String,
-    /// The job's whole environment besides Slurm's `SLURM_*` variables.
-    /// Names are `[A-Za-z_][A-Za-z0-9_]*` and must not start with `SLURM_`.
+    /// The job's whole environment besides Slurm's `SLURM_*` and
+    /// `SLURMD_*` variables.
+    /// Names are `[A-Za-z_][A-Za-z0-9_]*`, not starting with `SLURM_` or
+    /// `SLURMD_`.
     pub env: BTreeMap<String, String>,
     /// What runs: `argv[0]` is an absolute path without `=` (the job has
     /// no `PATH` unless `env` gives one); no argument may contain NUL.
@@ -265,10 +268,7 @@ impl SlurmState {
     /// Parses a state as `squeue`, `scontrol` or `sacct` print it
     /// (`CANCELLED`, `CANCELLED+`, `CANCELLED by 0`, `CA` is not accepted).
     pub fn parse(s: &str) -> Self {
-        let word = s
-            .split(|c: char| c.is_whitespace() || c == '+')
-            .next()
-            .unwrap_or("");
+        let word = s.split(|c: char| c.is_whitespace() || c == '+').next().unwrap_or("");
         match word {
             "PENDING" => Self::Pending,
             "CONFIGURING" => Self::Configuring,
@@ -333,9 +333,7 @@ impl SlurmState {
 pub fn tes_state(state: &SlurmState) -> TesState {
     use SlurmState as S;
     match state {
-        S::Pending | S::Configuring | S::Requeued | S::RequeueHold | S::RequeueFed | S::ResvDelHold => {
-            TesState::Queued
-        }
+        S::Pending | S::Configuring | S::Requeued | S::RequeueHold | S::RequeueFed | S::ResvDelHold => TesState::Queued,
         S::Running | S::Completing | S::Resizing | S::Signaling | S::StageOut => TesState::Running,
         S::Completed => TesState::Complete,
         S::Failed | S::Timeout | S::OutOfMemory | S::NodeFail | S::BootFail | S::Deadline | S::SpecialExit => {
@@ -486,8 +484,12 @@ impl Slurm {
             return Ok(found);
         }
         let list = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        let args: Vec<OsString> =
-            vec!["-h".into(), "--states=all".into(), format!("--jobs={list}").into(), format!("--Format={STATUS_FORMAT}").into()];
+        let args: Vec<OsString> = vec![
+            "-h".into(),
+            "--states=all".into(),
+            format!("--jobs={list}").into(),
+            format!("--Format={STATUS_FORMAT}").into(),
+        ];
         match self.run("squeue", &args).await {
             Ok(out) => {
                 for line in out.stdout.lines().filter(|l| !l.trim().is_empty()) {
@@ -529,7 +531,11 @@ impl Slurm {
         let line = out.stdout.lines().find(|l| l.starts_with("JobId=")).unwrap_or("");
         match parse_scontrol_job(line) {
             Some(status) if status.id == id => Ok(Some(status)),
-            _ => Err(SlurmError::Parse { command: out.command, detail: "unexpected scontrol line", line: line.to_owned() }),
+            _ => Err(SlurmError::Parse {
+                command: out.command,
+                detail: "unexpected scontrol line",
+                line: line.to_owned(),
+            }),
         }
     }
 
@@ -552,7 +558,10 @@ impl Slurm {
     /// starts with `prefix`, in every state Slurm still knows: how the job
     /// service finds its jobs again after a restart. Other users' jobs are
     /// never listed, whatever their comment says.
-    pub async fn list_by_comment_prefix(&self, prefix: &str) -> Result<Vec<(SlurmJobId, String, JobStatus)>, SlurmError> {
+    pub async fn list_by_comment_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(SlurmJobId, String, JobStatus)>, SlurmError> {
         let args: Vec<OsString> =
             vec!["-h".into(), "--me".into(), "--states=all".into(), format!("--Format={STATUS_FORMAT}").into()];
         let out = self.run("squeue", &args).await?;
@@ -583,7 +592,11 @@ impl Slurm {
             // allocated/idle/other/total
             let n: Vec<u32> = line.split('/').filter_map(|x| x.parse().ok()).collect();
             let [allocated, idle, _other, _total] = n[..] else {
-                return Err(SlurmError::Parse { command: out.command, detail: "expected A/I/O/T", line: line.to_owned() });
+                return Err(SlurmError::Parse {
+                    command: out.command,
+                    detail: "expected A/I/O/T",
+                    line: line.to_owned(),
+                });
             };
             load.total_cores += allocated + idle;
             load.idle_cores += idle;
@@ -649,8 +662,10 @@ impl Slurm {
     /// a non-zero exit is [`SlurmError::Failed`].
     async fn run(&self, binary: &'static str, args: &[OsString]) -> Result<Output, SlurmError> {
         let program = self.binary(binary)?;
-        let command =
-            std::iter::once(binary.to_owned()).chain(args.iter().map(|a| a.to_string_lossy().into_owned())).collect::<Vec<_>>().join(" ");
+        let command = std::iter::once(binary.to_owned())
+            .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut cmd = Command::new(&program);
         cmd.args(args)
             .env_clear()
@@ -690,7 +705,11 @@ fn tail(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(STDERR_TAIL_BYTES);
     let s = String::from_utf8_lossy(&bytes[start..]);
     let s = s.trim();
-    if s.is_empty() { "(no stderr)".to_owned() } else { s.to_owned() }
+    if s.is_empty() {
+        "(no stderr)".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 fn flag_path(flag: &str, path: &Path) -> OsString {
@@ -731,14 +750,14 @@ pub fn shell_quote(arg: &OsStr) -> Result<String, SlurmError> {
 /// #!/bin/bash -p
 /// umask 077
 /// slurm_env=()
-/// for v in $(compgen -e); do case "$v" in SLURM_*) slurm_env+=("$v=${!v}") ;; esac; done
+/// for v in $(compgen -e); do case "$v" in SLURM_* | SLURMD_*) slurm_env+=("$v=${!v}") ;; esac; done
 /// exec /usr/bin/env -i -- "${slurm_env[@]}" 'NAME=value' … '/abs/argv0' 'arg1' …
 /// ```
 ///
 /// Slurm 22.05 hands the script the user's login environment even with
-/// `--export=NONE`; `env -i` starts the argv with Slurm's `SLURM_*`
-/// variables and ours only (bash alone cannot unset variables whose names
-/// are not identifiers, such as exported functions). `-p` keeps bash from
+/// `--export=NONE`; `env -i` starts the argv with Slurm's `SLURM_*` and
+/// `SLURMD_*` variables and ours only (bash alone cannot unset variables
+/// whose names are not identifiers, such as exported functions). `-p` keeps bash from
 /// reading `BASH_ENV` or importing functions (one named `exec` or `case`
 /// would otherwise run instead). The first line after the shebang is a
 /// command, so `sbatch` stops looking for `#SBATCH` lines there: no
@@ -748,9 +767,9 @@ pub fn batch_script(job: &SbatchJob) -> Result<String, SlurmError> {
         "#!/bin/bash -p\n\
          umask 077\n\
          # Slurm loads the user's login environment even with --export=NONE:\n\
-         # the argv gets Slurm's SLURM_* variables and ours, nothing else.\n\
+         # the argv gets Slurm's SLURM_*/SLURMD_* variables and ours, nothing else.\n\
          slurm_env=()\n\
-         for v in $(compgen -e); do case \"$v\" in SLURM_*) slurm_env+=(\"$v=${!v}\") ;; esac; done\n\
+         for v in $(compgen -e); do case \"$v\" in SLURM_* | SLURMD_*) slurm_env+=(\"$v=${!v}\") ;; esac; done\n\
          exec /usr/bin/env -i -- \"${slurm_env[@]}\"",
     );
     for (name, value) in &job.env {
@@ -765,7 +784,10 @@ pub fn batch_script(job: &SbatchJob) -> Result<String, SlurmError> {
     }
     s.push('\n');
     if s.len() > MAX_SCRIPT_BYTES {
-        return Err(SlurmError::InvalidJob { field: "argv and env".to_owned(), reason: "batch script over MAX_SCRIPT_BYTES" });
+        return Err(SlurmError::InvalidJob {
+            field: "argv and env".to_owned(),
+            reason: "batch script over MAX_SCRIPT_BYTES",
+        });
     }
     Ok(s)
 }
@@ -843,8 +865,8 @@ pub fn validate(job: &SbatchJob) -> Result<(), SlurmError> {
         if !ok {
             return Err(invalid(&format!("env {name:?}"), "not a variable name"));
         }
-        if name.starts_with("SLURM_") {
-            return Err(invalid(&format!("env {name}"), "SLURM_* belongs to Slurm"));
+        if name.starts_with("SLURM_") || name.starts_with("SLURMD_") {
+            return Err(invalid(&format!("env {name}"), "SLURM_* and SLURMD_* belong to Slurm"));
         }
     }
     let Some(argv0) = job.argv.first() else {
@@ -923,8 +945,7 @@ fn parse_status_line(line: &str) -> Option<(JobStatus, String)> {
     let state = SlurmState::parse(state.trim());
     // squeue's exit_code is the raw wait status.
     let wait: i32 = exit.trim().parse().ok()?;
-    let (exit_code, signal) =
-        if state.is_finished() { split_wait_status(wait) } else { (None, None) };
+    let (exit_code, signal) = if state.is_finished() { split_wait_status(wait) } else { (None, None) };
     let comment = match comment.trim() {
         "(null)" => String::new(),
         c => c.to_owned(),
@@ -946,7 +967,11 @@ fn parse_status_line(line: &str) -> Option<(JobStatus, String)> {
 /// A wait status as exit code or signal.
 fn split_wait_status(wait: i32) -> (Option<i32>, Option<i32>) {
     let signal = wait & 0x7f;
-    if signal == 0 { (Some((wait >> 8) & 0xff), None) } else { (None, Some(signal)) }
+    if signal == 0 {
+        (Some((wait >> 8) & 0xff), None)
+    } else {
+        (None, Some(signal))
+    }
 }
 
 /// One `scontrol show job -o` line.
@@ -963,7 +988,11 @@ fn parse_scontrol_job(line: &str) -> Option<JobStatus> {
     let (exit_code, signal) = match fields.get("ExitCode").and_then(|e| e.split_once(':')) {
         Some((code, sig)) if state.is_finished() => {
             let sig: i32 = sig.parse().ok()?;
-            if sig != 0 { (None, Some(sig)) } else { (Some(code.parse().ok()?), None) }
+            if sig != 0 {
+                (None, Some(sig))
+            } else {
+                (Some(code.parse().ok()?), None)
+            }
         }
         _ => (None, None),
     };
@@ -1117,7 +1146,8 @@ mod tests {
             .output()
             .unwrap();
         let env = String::from_utf8(out.stdout).unwrap();
-        let mut vars: Vec<&str> = env.split('\n').filter(|l| l.contains('=')).map(|l| l.split('=').next().unwrap()).collect();
+        let mut vars: Vec<&str> =
+            env.split('\n').filter(|l| l.contains('=')).map(|l| l.split('=').next().unwrap()).collect();
         vars.sort_unstable();
         assert_eq!(vars, ["SEQSHIELD_X", "SLURM_JOB_ID", "_Y"], "{env}");
         assert!(env.contains("SEQSHIELD_X=a b\n'c'\n"), "{env}");
