@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod bench;
+pub mod burst;
 pub mod c4gh;
 pub mod crypt;
 pub mod demo;
@@ -11,3 +12,4 @@ pub mod login;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
+pub mod worker;

@@ -121,6 +121,13 @@ enum Command {
     /// Run one pipeline step isolated: namespaces, landlock, no capabilities, limits, seccomp.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCommand),
+    /// Run a task's step from its signed manifest (started by the gateway's executors).
+    #[command(subcommand, after_help = client::CONVENTION_HELP)]
+    Worker(cmd::worker::WorkerCommand),
+    /// Replay a job trace through the placement policy: queue waits with and
+    /// without bursting to the cloud partition, and cloud core-hours spent.
+    #[command(name = "burst-sim")]
+    BurstSim(cmd::burst::BurstSimArgs),
 }
 
 /// Options every command sees.
@@ -214,6 +221,8 @@ fn main() -> ExitCode {
         Command::Ls(a) => cmd::store::ls(&ctx, a),
         Command::Rm(a) => cmd::store::rm(&ctx, a),
         Command::Sync(a) => cmd::store::sync(&ctx, a),
+        Command::Worker(c) => cmd::worker::run(&ctx, c),
+        Command::BurstSim(a) => cmd::burst::run(&ctx, a),
         Command::Sandbox(_) => unreachable!("handled above"),
     };
     match result {

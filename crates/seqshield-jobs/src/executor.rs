@@ -108,7 +108,9 @@ pub struct Seen {
     pub detail: String,
 }
 
-struct LocalChild {
+/// A worker started by the local executor.
+#[derive(Debug)]
+pub struct LocalChild {
     pid: u32,
     exit: Option<String>,
     ok: bool,

@@ -447,13 +447,10 @@ impl JobService {
             Ok(v) => v,
             Err(e) => return self.deny(c, KIND, None, e).await,
         };
-        {
-            let active = self.active.read().unwrap_or_else(|p| p.into_inner());
-            if active.len() >= self.cfg.max_active {
-                drop(active);
-                let e = JobError::Busy(format!("{} tasks are queued or running; try again later", self.cfg.max_active));
-                return self.deny(c, KIND, None, e).await;
-            }
+        let full = self.active.read().unwrap_or_else(|p| p.into_inner()).len() >= self.cfg.max_active;
+        if full {
+            let e = JobError::Busy(format!("{} tasks are queued or running; try again later", self.cfg.max_active));
+            return self.deny(c, KIND, None, e).await;
         }
         let id = row.id.clone();
         self.record(

@@ -13,7 +13,6 @@
 //! 6. overwrites and removes everything it staged;
 //! 7. reports each state, with filtered log tails, to the gateway.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -66,6 +65,9 @@ pub fn run(ctx: &Ctx, c: WorkerCommand) -> Result<()> {
         WorkerCommand::Run(a) => run_task(ctx, a),
     }
 }
+
+/// `O_NOFOLLOW`: outputs and staged files are never reached through a link.
+const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 
 /// Default scratch size when the task gives no `disk_gb`: 4 GiB.
 const DEFAULT_SCRATCH_BYTES: u64 = 4 << 30;
@@ -128,7 +130,7 @@ fn wipe(dir: &Path) -> Result<usize> {
             if t.is_file() {
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
-                    .custom_flags(libc::O_NOFOLLOW)
+                    .custom_flags(NOFOLLOW)
                     .open(&p)
                     .with_context(|| format!("cannot overwrite {}", p.display()))?;
                 let len = f.metadata()?.len();
@@ -178,7 +180,7 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
     }
 
     // RFC 8693: the manifest for a token bound to this task's objects.
-    let secret = crate::io::read_secret_file(&a.client_secret_file, "worker client secret")?;
+    let secret = crate::io::read_secret_file(&a.client_secret_file)?;
     let form = [
         ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
         ("subject_token", file.jws.as_str()),
@@ -322,7 +324,7 @@ async fn execute(
             None => private.join(format!("{n}.err")),
         };
         let create = |p: &Path| {
-            std::fs::OpenOptions::new().create(true).write(true).truncate(true).custom_flags(libc::O_NOFOLLOW).mode_0600().open(p)
+            std::fs::OpenOptions::new().create(true).write(true).truncate(true).custom_flags(NOFOLLOW).mode_0600().open(p)
         };
         let stdout = create(&out_path).with_context(|| format!("executor {n}: cannot create its stdout"))?;
         let stderr = create(&err_path).with_context(|| format!("executor {n}: cannot create its stderr"))?;
@@ -330,7 +332,7 @@ async fn execute(
             Some(p) => Some(
                 std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
+                    .custom_flags(NOFOLLOW)
                     .open(host_path(scratch, p))
                     .with_context(|| format!("executor {n}: cannot open its stdin {p}"))?,
             ),
