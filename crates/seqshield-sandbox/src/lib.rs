@@ -53,6 +53,14 @@ pub fn private_tmpfs(dir: &std::path::Path, size: u64) -> std::io::Result<()> {
     sys::private_tmpfs(&c, size)
 }
 
+/// Unmounts what [`private_tmpfs`] mounted on `dir` (its pages are freed).
+pub fn unmount(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    sys::unmount(&c)
+}
+
 /// Every x86_64 syscall name the filter knows, by number.
 pub fn syscall_names() -> Vec<&'static str> {
     syscalls::x86_64::Sysno::iter().map(|s| s.name()).collect()

@@ -1176,3 +1176,12 @@ pub(crate) fn private_tmpfs(dir: &CStr, size: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Unmounts `dir` (the private scratch tmpfs), detaching it if busy.
+pub(crate) fn unmount(dir: &CStr) -> io::Result<()> {
+    // SAFETY: a NUL-terminated path that outlives the call.
+    if unsafe { libc::umount2(dir.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

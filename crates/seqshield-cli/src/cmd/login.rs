@@ -41,7 +41,7 @@ use crate::Ctx;
 /// The client id `login` uses unless told otherwise.
 pub const DEFAULT_CLIENT_ID: &str = "seqshield-cli";
 /// The scopes `login` asks for unless told otherwise.
-pub const DEFAULT_SCOPE: &str = "openid data:read data:write jobs:submit";
+pub const DEFAULT_SCOPE: &str = "openid data:read data:write jobs:submit jobs:read";
 /// The redirect path; the registered redirect URI is
 /// `http://127.0.0.1/callback`.
 pub const CALLBACK_PATH: &str = "/callback";

@@ -98,21 +98,23 @@ fn run_task(ctx: &Ctx, a: RunArgs) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700))?;
     let result = client::block_on(async { work(ctx, &a, &file, &scratch, private).await });
-    let wiped = wipe(&scratch);
+    // Normally done before the last report; again here for early failures.
+    let wiped = clear_scratch(&scratch, private);
+    result.and(wiped.map(|_| ()))
+}
+
+/// Overwrites and removes what was staged, unmounts the private tmpfs and
+/// removes its directory; returns how many files were overwritten.
+fn clear_scratch(scratch: &Path, private: bool) -> Result<usize> {
+    if !scratch.exists() {
+        return Ok(0);
+    }
+    let n = wipe(scratch).context("the scratch space could not be wiped")?;
     if private {
-        // The namespace goes with the process; nothing else to unmount.
+        seqshield_sandbox::unmount(scratch).with_context(|| format!("cannot unmount {}", scratch.display()))?;
     }
-    let _ = std::fs::remove_dir(&scratch);
-    match (result, wiped) {
-        (Ok(()), Ok(n)) => {
-            if !ctx.quiet {
-                eprintln!("seqshield worker: done; {n} staged files overwritten and removed");
-            }
-            Ok(())
-        }
-        (Err(e), _) => Err(e),
-        (Ok(()), Err(e)) => Err(e.context("the task finished but its scratch space could not be wiped")),
-    }
+    std::fs::remove_dir(scratch).with_context(|| format!("cannot remove {}", scratch.display()))?;
+    Ok(n)
 }
 
 /// Overwrites every regular file under `dir` with zeros and removes it.
@@ -210,7 +212,16 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
     )];
     rep.send(TesState::Initializing, &[], &[], &system).await?;
     system.clear();
-    match execute(ctx, a, &client, &rep, &spec, scratch).await {
+    let outcome = execute(ctx, a, &client, &rep, &spec, scratch).await;
+    // Wiped before the last report: a finished task has left nothing.
+    let outcome = match (outcome, clear_scratch(scratch, private)) {
+        (Ok(done), Ok(n)) => {
+            system.push(format!("{n} staged files overwritten and removed; scratch unmounted"));
+            Ok(done)
+        }
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    };
+    match outcome {
         Ok((state, logs, outputs)) => rep.send(state, &logs, &outputs, &system).await,
         Err(e) => {
             let msg = format!("the worker failed: {e:#}");
@@ -286,7 +297,13 @@ async fn execute(
     }
     // The sandbox's idmapped mounts show the scratch tree, owned by us, as
     // the step's own; what the step writes is ours again outside.
-    let literal = logs::literal_lines(spec.inputs.iter().filter_map(|i| i.content.as_deref()));
+    let mut literal = logs::KnownLines::default();
+    for i in &spec.inputs {
+        match &i.content {
+            Some(c) => literal.add_text(c),
+            None => literal.add_file(&host_path(scratch, &i.path))?,
+        }
+    }
     let private = scratch.join(".seqshield");
     std::fs::create_dir_all(&private)?;
     rep.send(TesState::Running, &[], &[], &[]).await?;

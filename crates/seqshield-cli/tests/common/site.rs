@@ -24,7 +24,7 @@ use serde_json::Value;
 pub const PASS: &str = "login test passphrase";
 pub const USER_PASSWORD: &str = "a long enough password, really";
 pub const CLIENT: &str = "seqshield-cli";
-pub const SCOPES: &str = "openid,data:read,data:write,jobs:submit,data:admin";
+pub const SCOPES: &str = "openid,data:read,data:write,jobs:submit,jobs:read,data:admin";
 
 /// A gateway with users, and the public client `seqshield login` uses.
 pub struct Site {
