@@ -42,19 +42,19 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
+
+#[path = "common/science.rs"]
+mod science;
+use science::*;
 
 /// The sandbox profile every step runs under.
 const PROFILE: &str = "genomics-tools";
-/// PATH inside the sandbox; the bare run uses the same.
-const TOOL_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-const GENOME: &str = "/usr/share/doc/bowtie/examples/genomes/NC_008253.fna.gz";
 const TOOLS: &[&str] =
     &["bwa", "samtools", "bcftools", "minimap2", "freebayes", "art_illumina", "bgzip", "tabix", "python3"];
 /// Recall and precision floors (on QUAL ≥ 20 calls).
 const FLOOR: f64 = 0.95;
-const MIN_QUAL: f64 = 20.0;
 
 /// The data as both runs see it, relative to the output directory.
 const REF: &str = "../data/ref.fa";
@@ -170,10 +170,6 @@ impl Run {
     }
 }
 
-fn wait(mut child: Child) -> std::process::ExitStatus {
-    child.wait().unwrap()
-}
-
 fn tail(s: &str, n: usize) -> &str {
     let mut i = s.len().saturating_sub(n);
     while !s.is_char_boundary(i) {
@@ -182,11 +178,6 @@ fn tail(s: &str, n: usize) -> &str {
     &s[i..]
 }
 
-fn on_path(tool: &str) -> bool {
-    TOOL_PATH.split(':').any(|d| Path::new(d).join(tool).is_file())
-}
-
-/// What of a line takes part in the comparison: `None` drops it.
 fn compared(line: &str) -> Option<&str> {
     if line.starts_with("##fileDate=") {
         return None;
@@ -247,60 +238,6 @@ fn same_bam(what: &str, a: &Path, b: &Path) -> usize {
     let n = same_lines(what, ca.stdout.take().unwrap(), cb.stdout.take().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     assert!(wait(ca).success() && wait(cb).success(), "{what}: samtools view failed");
     n
-}
-
-fn output(c: &mut Command) -> Output {
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// (CHROM, POS, REF, ALT) of a VCF's records after normalisation against
-/// `reference`, with QUAL (`bcftools norm … | bcftools query`).
-fn variants(reference: &Path, vcf: &Path, atomise: bool) -> Vec<(Key, f64)> {
-    let mut norm = Command::new("bcftools");
-    norm.args(["norm", "-f"]).arg(reference).args(["-m", "-any"]);
-    if atomise {
-        norm.arg("-a");
-    }
-    let mut norm = norm.args(["-Ou"]).arg(vcf).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let q = output(
-        Command::new("bcftools")
-            .args(["query", "-f", "%CHROM\t%POS\t%REF\t%ALT\t%QUAL\n", "-"])
-            .stdin(norm.stdout.take().unwrap()),
-    );
-    assert!(wait(norm).success(), "bcftools norm {} failed", vcf.display());
-    String::from_utf8(q.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let qual = f[4].parse().unwrap_or(f64::INFINITY); // "." (truth): no QUAL
-            ((f[0].into(), f[1].parse().unwrap(), f[2].into(), f[3].into()), qual)
-        })
-        .collect()
-}
-
-type Key = (String, u64, String, String);
-
-struct Score {
-    calls: usize,
-    tp: usize,
-    recall: f64,
-    precision: f64,
-    missed: Vec<Key>,
-}
-
-fn score(truth: &BTreeSet<Key>, calls: &[(Key, f64)], min_qual: f64) -> Score {
-    let called: BTreeSet<Key> = calls.iter().filter(|(_, q)| *q >= min_qual).map(|(k, _)| k.clone()).collect();
-    let tp = called.intersection(truth).count();
-    Score {
-        calls: called.len(),
-        tp,
-        recall: tp as f64 / truth.len() as f64,
-        precision: if called.is_empty() { 0.0 } else { tp as f64 / called.len() as f64 },
-        missed: truth.difference(&called).cloned().collect(),
-    }
 }
 
 #[test]

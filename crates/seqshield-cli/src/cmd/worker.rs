@@ -158,11 +158,34 @@ struct Reporter<'a> {
 }
 
 impl Reporter<'_> {
+    /// Sends a report. A gateway that cannot be reached (restarting) is
+    /// retried for [`REPORT_RETRY`]; a refusal (the task was cancelled)
+    /// is not.
     async fn send(&self, state: TesState, logs: &[ExecutorLog], outputs: &[OutputFileLog], system: &[String]) -> Result<()> {
         let body = json!({"state": state, "logs": logs, "outputs": outputs, "system_logs": system});
-        let r: Result<Value> = self.client.post_json(&format!("/api/v1/jobs/{}/report", self.task), &body).await;
-        r.map(|_| ()).with_context(|| format!("cannot report {} to the gateway", state.as_str()))
+        let path = format!("/api/v1/jobs/{}/report", self.task);
+        let deadline = std::time::Instant::now() + REPORT_RETRY;
+        let mut pause = std::time::Duration::from_millis(250);
+        loop {
+            let r: Result<Value> = self.client.post_json(&path, &body).await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(e) if unreachable(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.context(format!("cannot report {} to the gateway", state.as_str()))),
+            }
+        }
     }
+}
+
+/// How long a worker keeps trying to reach a gateway that went away.
+const REPORT_RETRY: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Whether `e` is a transport failure (no answer), not a refusal.
+fn unreachable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::exit::Remote>().is_some_and(|r| r.status.is_none() && matches!(r.code.as_str(), "connect" | "timeout" | "transport"))
 }
 
 async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, private: bool) -> Result<()> {
