@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use common::site::*;
 use serde_json::{json, Value};
 
+/// The two tests share the cluster's four cores: one at a time.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn slurm_conf() -> Option<PathBuf> {
     match std::env::var_os("SEQSHIELD_TEST_SLURM") {
         Some(d) => Some(PathBuf::from(d).join("slurm.conf")),
@@ -142,6 +145,7 @@ fn records(vcf: &Path) -> Vec<String> {
 #[test]
 fn science_check_bare_and_through_seqshield_on_slurm_agree() {
     let Some(conf) = slurm_conf() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let missing: Vec<&str> =
         ["bwa", "samtools", "bcftools", "art_illumina", "bgzip", "tabix"].into_iter().filter(|t| !science::on_path(t)).collect();
     if !missing.is_empty() || !Path::new(science::GENOME).exists() {
@@ -247,6 +251,7 @@ fn science_check_bare_and_through_seqshield_on_slurm_agree() {
 #[test]
 fn placement_cancel_and_a_gateway_restart_on_slurm() {
     let Some(conf) = slurm_conf() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let (site, secrets) = site(&["alice"], Some(&config(&conf)));
     let data = site.dir.path().join("data");
     let alice = user(&site, "alice", &secrets[0]);

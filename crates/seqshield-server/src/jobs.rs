@@ -23,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use seqshield_auth::error::OAuthError;
 use seqshield_auth::http::Authenticated;
 use seqshield_jobs::service::{Caller, JobError, JobService, Report};
 use seqshield_jobs::tes::{self, TesState, View};
@@ -44,8 +45,20 @@ pub fn router(jobs: Arc<JobService>) -> Router {
         .layer(Extension(jobs))
 }
 
-/// A TES-shaped error.
-struct TesError(u16, &'static str, String);
+/// A TES-shaped error: a refusal of the job service, or of the bearer
+/// token (which keeps its `WWW-Authenticate` challenge).
+enum TesError {
+    /// Status, code, message.
+    Job(u16, &'static str, String),
+    /// The token was missing or refused.
+    Auth(OAuthError),
+}
+
+impl From<OAuthError> for TesError {
+    fn from(e: OAuthError) -> Self {
+        Self::Auth(e)
+    }
+}
 
 impl From<JobError> for TesError {
     fn from(e: JobError) -> Self {
@@ -56,7 +69,7 @@ impl From<JobError> for TesError {
         } else {
             e.to_string()
         };
-        Self(status, e.code(), msg)
+        Self::Job(status, e.code(), msg)
     }
 }
 
@@ -66,9 +79,26 @@ fn bad(field: &str, why: impl Into<String>) -> TesError {
 
 impl IntoResponse for TesError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"code": self.0, "message": self.2, "error": self.1, "error_description": self.2});
-        (status, Json(body)).into_response()
+        match self {
+            Self::Job(status, code, msg) => {
+                let s = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let body = json!({"code": status, "message": msg, "error": code, "error_description": msg});
+                let mut resp = (s, Json(body)).into_response();
+                if status == 405 {
+                    resp.headers_mut().insert(axum::http::header::ALLOW, axum::http::HeaderValue::from_static("GET"));
+                }
+                resp
+            }
+            Self::Auth(e) => {
+                let (code, msg) = (e.code.as_str(), e.description);
+                let mut resp = e.into_response();
+                let status = resp.status().as_u16();
+                let body = json!({"code": status, "message": msg, "error": code, "error_description": msg});
+                *resp.body_mut() = Body::from(body.to_string());
+                resp.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+                resp
+            }
+        }
     }
 }
 
@@ -87,16 +117,16 @@ fn caller(auth: &Authenticated, peer: Peer) -> Caller {
 }
 
 async fn service_info(Extension(jobs): Extension<Arc<JobService>>) -> Json<Value> {
+    let executor = jobs.executor_kind();
     Json(json!({
         "id": "org.seqshield.tes",
         "name": "seqshield TES",
         "type": { "group": "org.ga4gh", "artifact": "tes", "version": "1.1.0" },
-        "description": "GA4GH TES 1.1 over seqshield: inputs and outputs are encrypted store objects, executors run sandboxed on approved tool environments, placement between on-prem and cloud partitions is by policy",
+        "description": format!("GA4GH TES 1.1 over seqshield ({executor} executor): inputs and outputs are encrypted store objects, executors run sandboxed on approved tool environments, placement between on-prem and cloud partitions is by policy"),
         "organization": { "name": "seqshield", "url": "https://example.invalid/seqshield" },
         "version": env!("CARGO_PKG_VERSION"),
         "storage": ["seqshield://"],
         "tesResources_backend_parameters": tes::BACKEND_PARAMETERS,
-        "seqshield": { "executor": jobs.executor_kind() },
     }))
 }
 
@@ -105,11 +135,12 @@ async fn openapi() -> Response {
 }
 
 async fn create(
-    auth: Authenticated,
+    auth: Result<Authenticated, OAuthError>,
     peer: Peer,
     Extension(jobs): Extension<Arc<JobService>>,
     body: Body,
 ) -> Result<Json<Value>, TesError> {
+    let auth = auth?;
     let c = caller(&auth, peer);
     let bytes = read_bounded(body, tes::MAX_TASK_BYTES).await.map_err(|e| match e {
         BodyError::TooLarge => bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES)),
@@ -127,11 +158,12 @@ fn parse_view(v: Option<&str>) -> Result<View, TesError> {
 }
 
 async fn list(
-    auth: Authenticated,
+    auth: Result<Authenticated, OAuthError>,
     peer: Peer,
     Extension(jobs): Extension<Arc<JobService>>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, TesError> {
+    let auth = auth?;
     let c = caller(&auth, peer);
     let (mut name_prefix, mut state, mut page_size, mut page_token, mut view) = (None, None, None, None, None);
     let (mut keys, mut values) = (Vec::new(), Vec::new());
@@ -182,37 +214,40 @@ fn view_only(q: Option<String>) -> Result<View, TesError> {
 }
 
 async fn get_task(
-    auth: Authenticated,
+    auth: Result<Authenticated, OAuthError>,
     peer: Peer,
     Extension(jobs): Extension<Arc<JobService>>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, TesError> {
+    let auth = auth?;
     let view = view_only(q)?;
     let t = jobs.get(&caller(&auth, peer), &id, view).await?;
     Ok(Json(json!(t)))
 }
 
 async fn cancel(
-    auth: Authenticated,
+    auth: Result<Authenticated, OAuthError>,
     peer: Peer,
     Extension(jobs): Extension<Arc<JobService>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, TesError> {
+    let auth = auth?;
     let Some(id) = id.strip_suffix(":cancel") else {
-        return Err(TesError(405, "method_not_allowed", "POST is for /tasks/{id}:cancel".into()));
+        return Err(TesError::Job(405, "method_not_allowed", "POST is for /tasks/{id}:cancel".into()));
     };
     jobs.cancel(&caller(&auth, peer), id).await?;
     Ok(Json(json!({})))
 }
 
 async fn report(
-    auth: Authenticated,
+    auth: Result<Authenticated, OAuthError>,
     peer: Peer,
     Extension(jobs): Extension<Arc<JobService>>,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, TesError> {
+    let auth = auth?;
     let bytes = read_bounded(body, tes::MAX_TASK_BYTES).await.map_err(|e| match e {
         BodyError::TooLarge => bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES)),
         BodyError::Broken(why) => bad("body", why),

@@ -49,23 +49,20 @@ pub enum BenchCommand {
     /// Load the token endpoint with client-credentials requests and report
     /// throughput and latency percentiles.
     Token(TokenArgs),
+    /// Submit TES tasks (CreateTask) as fast as the gateway accepts them and
+    /// report throughput and latency percentiles.
+    Tes(TesArgs),
 }
 
-/// `seqshield bench token`.
+/// What every load generator takes.
 #[derive(Args, Debug)]
-pub struct TokenArgs {
-    /// The gateway's base URL (as in its ready line); requests go to URL/token.
+pub struct LoadArgs {
+    /// The gateway's base URL (as in its ready line).
     #[arg(long, value_name = "URL")]
     pub url: String,
     /// The gateway's certificate (PEM), trusted as the only root.
     #[arg(long, value_name = "PEM")]
     pub ca_cert: PathBuf,
-    /// The confidential client's client_id.
-    #[arg(long, value_name = "ID")]
-    pub client_id: String,
-    /// File holding the client secret (one trailing newline is dropped).
-    #[arg(long, value_name = "F")]
-    pub secret_file: PathBuf,
     /// Concurrent workers, each with its own keep-alive connection.
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
@@ -79,6 +76,32 @@ pub struct TokenArgs {
     /// Fail when errors / requests exceeds this fraction (0 to 1).
     #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = fraction)]
     pub max_error_rate: f64,
+}
+
+/// `seqshield bench token`: requests go to URL/token.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// The confidential client's client_id.
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+    /// File holding the client secret (one trailing newline is dropped).
+    #[arg(long, value_name = "F")]
+    pub secret_file: PathBuf,
+}
+
+/// `seqshield bench tes`: CreateTask requests to URL/ga4gh/tes/v1/tasks.
+#[derive(Args, Debug)]
+pub struct TesArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// File holding a bearer token with `jobs:submit` (and `data:read` for inputs).
+    #[arg(long, value_name = "F")]
+    pub token_file: PathBuf,
+    /// The task document (JSON) every request submits.
+    #[arg(long, value_name = "JSON")]
+    pub task: PathBuf,
 }
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
@@ -108,7 +131,20 @@ fn fraction(s: &str) -> Result<f64, String> {
 /// Runs `seqshield bench`.
 pub fn run(ctx: &Ctx, c: BenchCommand) -> Result<()> {
     match c {
-        BenchCommand::Token(a) => token(ctx, &a),
+        BenchCommand::Token(a) => {
+            let authorization = basic_authorization(&a.client_id, &read_secret_file(&a.secret_file)?)?;
+            let extra = json!({"client_id": a.client_id, "grant_type": "client_credentials"});
+            load(ctx, &a.load, Kind::Token, "/token", authorization, TOKEN_REQUEST_BODY.into(), extra)
+        }
+        BenchCommand::Tes(a) => {
+            let token = read_secret_file(&a.token_file)?;
+            let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .context("the token file does not hold a bearer token")?;
+            authorization.set_sensitive(true);
+            let body = std::fs::read(&a.task).with_context(|| format!("cannot read {}", a.task.display()))?;
+            serde_json::from_slice::<serde_json::Value>(&body).context("--task is not JSON")?;
+            load(ctx, &a.load, Kind::Tes, "/ga4gh/tes/v1/tasks", authorization, body.into(), json!({}))
+        }
     }
 }
 
@@ -117,7 +153,7 @@ pub fn run(ctx: &Ctx, c: BenchCommand) -> Result<()> {
 enum Failure {
     /// A status other than 200.
     Status(u16),
-    /// 200, but no `access_token` in a JSON body.
+    /// 200, but not the expected JSON member (`access_token`, `id`).
     NoAccessToken,
     /// No answer in time.
     Timeout,
@@ -162,19 +198,61 @@ struct Tally {
     warmup_errors: u64,
 }
 
+/// Which endpoint is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `client_credentials` at the token endpoint; answers carry `access_token`.
+    Token,
+    /// CreateTask; answers carry `id`.
+    Tes,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Tes => "tes",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Token => "application/x-www-form-urlencoded",
+            Self::Tes => "application/json",
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Self::Token => "access_token",
+            Self::Tes => "id",
+        }
+    }
+}
+
 /// What every worker shares.
 struct Target {
     client: reqwest::Client,
     endpoint: String,
     authorization: HeaderValue,
+    kind: Kind,
+    body: bytes::Bytes,
 }
 
-fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
+fn load(
+    ctx: &Ctx,
+    a: &LoadArgs,
+    kind: Kind,
+    path: &str,
+    authorization: HeaderValue,
+    body: bytes::Bytes,
+    extra: serde_json::Value,
+) -> Result<()> {
     let base = a.url.trim_end_matches('/');
     if !base.starts_with("https://") {
         bail!("--url must be an https URL, got {base:?}");
     }
-    let endpoint = format!("{base}/token");
+    let endpoint = format!("{base}{path}");
     let concurrency = usize::try_from(a.concurrency).context("--concurrency is too large")?;
     // The client convention's strict TLS (the certificate as the only
     // root), tuned for load: one keep-alive connection per worker.
@@ -184,8 +262,7 @@ fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
         .timeout(REQUEST_TIMEOUT)
         .build()
         .context("cannot build the HTTP client")?;
-    let authorization = basic_authorization(&a.client_id, &read_secret_file(&a.secret_file)?)?;
-    let target = Arc::new(Target { client, endpoint, authorization });
+    let target = Arc::new(Target { client, endpoint, authorization, kind, body });
 
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -226,12 +303,10 @@ fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
     }
 
     let lat = report.latency_ms();
-    let value = json!({
+    let mut value = json!({
         "ok": true,
-        "bench": "token",
+        "bench": kind.name(),
         "endpoint": target.endpoint,
-        "client_id": a.client_id,
-        "grant_type": "client_credentials",
         "concurrency": a.concurrency,
         "duration_s": a.duration,
         "warmup_s": a.warmup,
@@ -246,9 +321,13 @@ fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
         "throughput_rps": round3(report.throughput()),
         "latency_ms": lat.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
     });
+    if let (Some(v), Some(e)) = (value.as_object_mut(), extra.as_object()) {
+        v.extend(e.clone());
+    }
     ctx.report(value, || {
         let mut s = format!(
-            "token endpoint {}: {} worker{}, {:.1} s measured after {:.1} s warm-up\n",
+            "{} endpoint {}: {} worker{}, {:.1} s measured after {:.1} s warm-up\n",
+            kind.name(),
             target.endpoint,
             a.concurrency,
             if a.concurrency == 1 { "" } else { "s" },
@@ -257,12 +336,13 @@ fn token(ctx: &Ctx, a: &TokenArgs) -> Result<()> {
         );
         let _ = writeln!(
             s,
-            "  requests {}  errors {} ({:.2}%{})  throughput {:.1} tokens/s",
+            "  requests {}  errors {} ({:.2}%{})  throughput {:.1} {}/s",
             report.requests,
             report.error_count,
             error_rate * 100.0,
             if report.errors.is_empty() { String::new() } else { format!(": {}", kinds_text(&report.errors)) },
-            report.throughput()
+            report.throughput(),
+            if kind == Kind::Token { "tokens" } else { "tasks" }
         );
         s.push_str("  latency ms:");
         for (k, v) in &lat {
@@ -288,7 +368,7 @@ async fn worker(t: Arc<Target>, warm_end: Instant, end: Instant) -> Tally {
         if t0 >= end {
             return tally;
         }
-        let outcome = request_token(&t).await;
+        let outcome = request(&t).await;
         let elapsed = t0.elapsed();
         let measured = t0 >= warm_end;
         match outcome {
@@ -309,15 +389,16 @@ async fn worker(t: Arc<Target>, warm_end: Instant, end: Instant) -> Tally {
     }
 }
 
-/// One client-credentials request; `Ok` only for 200 with an access token.
-async fn request_token(t: &Target) -> Result<(), Failure> {
+/// One request; `Ok` only for 200 with the expected member (an access
+/// token, a task id).
+async fn request(t: &Target) -> Result<(), Failure> {
     let resp = t
         .client
         .post(&t.endpoint)
         .header(AUTHORIZATION, t.authorization.clone())
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(CONTENT_TYPE, t.kind.content_type())
         .header(ACCEPT, "application/json")
-        .body(TOKEN_REQUEST_BODY)
+        .body(t.body.clone())
         .send()
         .await
         .map_err(|e| Failure::from_reqwest(&e))?;
@@ -328,7 +409,7 @@ async fn request_token(t: &Target) -> Result<(), Failure> {
         return Err(Failure::Status(status.as_u16()));
     }
     let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| Failure::NoAccessToken)?;
-    match v.get("access_token").and_then(|x| x.as_str()) {
+    match v.get(t.kind.field()).and_then(|x| x.as_str()) {
         Some(tok) if !tok.is_empty() => Ok(()),
         _ => Err(Failure::NoAccessToken),
     }
