@@ -155,6 +155,30 @@ fn tasks_run_sandboxed_on_encrypted_inputs_and_bad_requests_change_nothing() {
     assert_eq!(std::fs::metadata(&manifest).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
     assert!(!Path::new("/run/seqshield/scratch").join(&id).exists(), "scratch was left behind");
 
+    // A worker refuses a tampered manifest, and the token service refuses
+    // the genuine one once its task has finished.
+    let worker = |file: &Path| {
+        let mut c = sq(alice.path());
+        c.args(["worker", "run"])
+            .arg(file)
+            .args(["--server", &gw.url, "--ca-cert"])
+            .arg(&gw.cert)
+            .arg("--client-secret-file")
+            .arg(data.join("jobs/worker.secret"))
+            .arg("--scratch-root")
+            .arg(alice.path().join("scratch"));
+        c.output().unwrap()
+    };
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let spec = m["spec"].as_str().unwrap().replace("\"cat\"", "\"md5sum\"");
+    m["spec"] = spec.into();
+    let tampered = alice.path().join("tampered.json");
+    std::fs::write(&tampered, m.to_string()).unwrap();
+    let out = worker(&tampered);
+    assert!(!out.status.success() && show(&out).contains("spec was modified"), "{}", show(&out));
+    let out = worker(&manifest);
+    assert!(!out.status.success() && show(&out).contains("exchange was refused"), "{}", show(&out));
+
     // Views and visibility.
     let (_, minimal) = a.get(&format!("/ga4gh/tes/v1/tasks/{id}"));
     assert_eq!(minimal, json!({"id": id, "state": "COMPLETE"}));

@@ -183,3 +183,100 @@ impl ManifestFile {
         Ok((claims, spec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::KeyPair as _;
+
+    use super::*;
+
+    const ISS: &str = "https://gw.test";
+    const NOW: u64 = 1_800_000_000;
+
+    fn key() -> &'static (KeyPair, String) {
+        static K: OnceLock<(KeyPair, String)> = OnceLock::new();
+        K.get_or_init(|| (KeyPair::generate(KeySize::Rsa2048).unwrap(), "k1".to_owned()))
+    }
+
+    fn keyset() -> KeySet {
+        let mut ks = KeySet::new();
+        ks.insert(key().1.clone(), key().0.public_key()).unwrap();
+        ks
+    }
+
+    fn manifest(exp: u64, spec: &str) -> ManifestFile {
+        let claims = Claims {
+            iss: ISS.into(),
+            aud: WORKER_AUDIENCE.into(),
+            sub: "alice".into(),
+            iat: NOW - 10,
+            nbf: NOW - 10,
+            exp,
+            jti: "j".into(),
+            scope: ScopeSet::parse("data:read jobs:report").unwrap(),
+            clearance: Clearance::Restricted,
+            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+            acr: "mfa".into(),
+            tsk: TaskBinding { id: "task_1".into(), read: vec![], write: vec![] },
+            spec_sha256: sha256_hex(spec.as_bytes()),
+            gateway: ISS.into(),
+            partition: "onprem".into(),
+        };
+        let jws = jwt::sign(&key().0, &key().1, TYP_TASK_MANIFEST, &claims).unwrap();
+        ManifestFile { jws, spec: spec.to_owned() }
+    }
+
+    fn spec() -> String {
+        serde_json::to_string(&Spec {
+            task: "task_1".into(),
+            executors: vec![],
+            inputs: vec![],
+            outputs: vec![],
+            volumes: vec![],
+            cpu_cores: 1,
+            runtime_secs: 60,
+            ram_mb: 0,
+            scratch_mb: 0,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_signed_manifest_verifies_and_a_tampered_one_does_not() {
+        let m = manifest(NOW + 600, &spec());
+        let (claims, s) = m.verify(&keyset(), ISS, NOW).unwrap();
+        assert_eq!((claims.sub.as_str(), s.task.as_str()), ("alice", "task_1"));
+
+        // The spec changed after signing (one more core).
+        let bigger = spec().replace("\"cpu_cores\":1", "\"cpu_cores\":64");
+        let tampered = ManifestFile { spec: bigger, ..m.clone() };
+        assert!(matches!(tampered.verify(&keyset(), ISS, NOW), Err(ManifestError::SpecModified)));
+
+        // The claims changed after signing.
+        let parts: Vec<&str> = m.jws.split('.').collect();
+        let mut payload: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1]).unwrap(),
+        )
+        .unwrap();
+        payload["sub"] = "mallory".into();
+        let forged = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload.to_string());
+        let forged = ManifestFile { jws: format!("{}.{forged}.{}", parts[0], parts[2]), ..m.clone() };
+        assert!(matches!(forged.verify(&keyset(), ISS, NOW), Err(ManifestError::Signature(_))));
+
+        // Unsigned (alg none, or no signature at all).
+        let none = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, r#"{"alg":"none","typ":"seqshield-manifest+jwt"}"#);
+        for jws in [format!("{none}.{}.", parts[1]), format!("{}.{}.", parts[0], parts[1])] {
+            let u = ManifestFile { jws, ..m.clone() };
+            assert!(matches!(u.verify(&keyset(), ISS, NOW), Err(ManifestError::Signature(_))));
+        }
+
+        // Expired (beyond the clock-skew allowance), or for another gateway.
+        let old = manifest(NOW - 3600, &spec());
+        assert!(matches!(old.verify(&keyset(), ISS, NOW), Err(ManifestError::Signature(jwt::JwtError::Expired))));
+        assert!(m.verify(&keyset(), "https://other.test", NOW).is_err());
+        assert!(ManifestFile::parse(b"{\"jws\": 1}").is_err());
+    }
+}
