@@ -59,7 +59,8 @@ impl Api {
                 return t;
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(data.join("jobs/local").join(format!("{id}.log"))).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(data.join("jobs/local").join(format!("{id}.log"))).unwrap_or_default();
                 panic!("task {id} still {state}: {t}\nworker log:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -149,10 +150,19 @@ fn tasks_run_sandboxed_on_encrypted_inputs_and_bad_requests_change_nothing() {
     assert_eq!(std::fs::read_to_string(&got).unwrap(), "4000 /data/in/reads.txt\n");
     // The outputs are alice's and restricted, like their input.
     let (_, o) = a.get(&format!("/api/v1/objects/{copy_id}"));
-    assert_eq!((o["owner"].as_str(), o["classification"].as_str(), o["encrypted"].as_bool()), (Some("alice"), Some("restricted"), Some(true)), "{o}");
+    assert_eq!(
+        (o["owner"].as_str(), o["classification"].as_str(), o["encrypted"].as_bool()),
+        (Some("alice"), Some("restricted"), Some(true)),
+        "{o}"
+    );
     // The manifest and the scratch space are gone or private.
     let manifest = data.join("jobs/manifests").join(format!("{id}.json"));
-    assert_eq!(std::fs::metadata(&manifest).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
+    assert_eq!(
+        std::fs::metadata(&manifest)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o600
+    );
     assert!(!Path::new("/run/seqshield/scratch").join(&id).exists(), "scratch was left behind");
 
     // A worker refuses a tampered manifest, and the token service refuses

@@ -131,9 +131,15 @@ fn steps(root: &str) -> Vec<(Vec<String>, Option<String>)> {
     vec![
         (v(&["bwa", "index", &p("ref/ref.fa")]), None),
         (v(&["samtools", "faidx", &p("ref/ref.fa")]), None),
-        (v(&["bwa", "mem", "-t", "2", "-K", "10000000", &p("ref/ref.fa"), &p("reads/r1.fq"), &p("reads/r2.fq")]), Some(p("work/aln.sam"))),
+        (
+            v(&["bwa", "mem", "-t", "2", "-K", "10000000", &p("ref/ref.fa"), &p("reads/r1.fq"), &p("reads/r2.fq")]),
+            Some(p("work/aln.sam")),
+        ),
         (v(&["samtools", "sort", "-@", "2", "-o", &p("work/aln.bam"), &p("work/aln.sam")]), None),
-        (v(&["bcftools", "mpileup", "-f", &p("ref/ref.fa"), "-Ou", "-o", &p("work/pile.bcf"), &p("work/aln.bam")]), None),
+        (
+            v(&["bcftools", "mpileup", "-f", &p("ref/ref.fa"), "-Ou", "-o", &p("work/pile.bcf"), &p("work/aln.bam")]),
+            None,
+        ),
         (v(&["bcftools", "call", "--ploidy", "1", "-mv", "-o", &p("out/calls.vcf"), &p("work/pile.bcf")]), None),
     ]
 }
@@ -146,8 +152,10 @@ fn records(vcf: &Path) -> Vec<String> {
 fn science_check_bare_and_through_seqshield_on_slurm_agree() {
     let Some(conf) = slurm_conf() else { return };
     let _one = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
-    let missing: Vec<&str> =
-        ["bwa", "samtools", "bcftools", "art_illumina", "bgzip", "tabix"].into_iter().filter(|t| !science::on_path(t)).collect();
+    let missing: Vec<&str> = ["bwa", "samtools", "bcftools", "art_illumina", "bgzip", "tabix"]
+        .into_iter()
+        .filter(|t| !science::on_path(t))
+        .collect();
     if !missing.is_empty() || !Path::new(science::GENOME).exists() {
         assert!(std::env::var_os("CI").is_none(), "CI: missing {missing:?} or the genome; run scripts/setup");
         eprintln!("note: missing {missing:?} or the genome; science check not run");
@@ -220,7 +228,8 @@ fn science_check_bare_and_through_seqshield_on_slurm_agree() {
     let job = slurm_job(&done);
     let sc = scontrol(&conf, &job);
     assert!(sc.contains("Partition=onprem") && sc.contains("NodeList=onprem1"), "{sc}");
-    let calls_id = done["logs"][0]["outputs"][0]["url"].as_str().unwrap().strip_prefix("seqshield://").unwrap().to_owned();
+    let calls_id =
+        done["logs"][0]["outputs"][0]["url"].as_str().unwrap().strip_prefix("seqshield://").unwrap().to_owned();
     let got = alice.path().join("calls.vcf");
     let mut c = client_cmd(alice.path(), gw, "get", &gw.cert);
     c.args([calls_id.as_str(), "-o"]).arg(&got).env("XDG_STATE_HOME", alice.path().join("state"));
@@ -232,10 +241,11 @@ fn science_check_bare_and_through_seqshield_on_slurm_agree() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y, "VCF records differ");
     }
-    let truth: BTreeSet<science::Key> = science::variants(&truth_dir.join("ref.fa"), &truth_dir.join("truth.vcf.gz"), false)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let truth: BTreeSet<science::Key> =
+        science::variants(&truth_dir.join("ref.fa"), &truth_dir.join("truth.vcf.gz"), false)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
     let sc = science::score(&truth, &science::variants(&truth_dir.join("ref.fa"), &got, false), science::MIN_QUAL);
     println!(
         "science check: {} records identical; {} planted, recall {:.3}, precision {:.3} (QUAL ≥ {}); bare {bare_secs:.1} s, seqshield on Slurm {task_secs:.1} s (upload excluded)",

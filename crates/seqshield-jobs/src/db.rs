@@ -141,9 +141,7 @@ impl Db {
 
     /// One task.
     pub fn get(&self, id: &str) -> Result<Option<Row>, String> {
-        self.read(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"), params![id], row).optional()
-        })
+        self.read(|c| c.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"), params![id], row).optional())
     }
 
     /// Tasks after `after` (seq, descending order: newest first, so
@@ -178,7 +176,8 @@ impl Db {
 
     /// Every task not in a terminal state (restart, reconciliation).
     pub fn active(&self) -> Result<Vec<Row>, String> {
-        let terminal: Vec<&str> = crate::tes::TesState::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.as_str()).collect();
+        let terminal: Vec<&str> =
+            crate::tes::TesState::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.as_str()).collect();
         self.read(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM tasks WHERE state NOT IN ('{}') ORDER BY seq",
@@ -211,14 +210,15 @@ fn apply(tx: &Connection, op: &Op) -> rusqlite::Result<()> {
             ])?;
         }
         Op::Update { id, state, doc, executor } => {
-            let n = match executor {
-                Some(e) => tx
-                    .prepare_cached("UPDATE tasks SET state = ?2, doc = ?3, executor = ?4 WHERE id = ?1")?
-                    .execute(params![id, state.as_str(), doc, e])?,
-                None => tx
-                    .prepare_cached("UPDATE tasks SET state = ?2, doc = ?3 WHERE id = ?1")?
-                    .execute(params![id, state.as_str(), doc])?,
-            };
+            let n =
+                match executor {
+                    Some(e) => tx
+                        .prepare_cached("UPDATE tasks SET state = ?2, doc = ?3, executor = ?4 WHERE id = ?1")?
+                        .execute(params![id, state.as_str(), doc, e])?,
+                    None => tx
+                        .prepare_cached("UPDATE tasks SET state = ?2, doc = ?3 WHERE id = ?1")?
+                        .execute(params![id, state.as_str(), doc])?,
+                };
             if n != 1 {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             }

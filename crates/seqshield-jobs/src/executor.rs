@@ -183,12 +183,7 @@ impl Executor {
                 if let Some(conf) = &cfg.slurm_conf {
                     slurm = slurm.with_conf(conf.clone());
                 }
-                Ok(Self::Slurm {
-                    slurm,
-                    onprem: cfg.onprem_partition.clone(),
-                    cloud: cfg.cloud_partition.clone(),
-                    dir,
-                })
+                Ok(Self::Slurm { slurm, onprem: cfg.onprem_partition.clone(), cloud: cfg.cloud_partition.clone(), dir })
             }
         }
     }
@@ -366,8 +361,16 @@ impl Executor {
                 let l = slurm.partition_load(onprem).await.map_err(|e| e.to_string())?;
                 Ok(ClusterLoad {
                     onprem_cores: l.total_cores,
-                    running: l.running.iter().map(|&(cores, left)| JobLoad { cores, remaining_secs: left.unwrap_or(UNLIMITED_SECS) }).collect(),
-                    pending: l.pending.iter().map(|&(cores, limit)| JobLoad { cores, remaining_secs: limit.unwrap_or(UNLIMITED_SECS) }).collect(),
+                    running: l
+                        .running
+                        .iter()
+                        .map(|&(cores, left)| JobLoad { cores, remaining_secs: left.unwrap_or(UNLIMITED_SECS) })
+                        .collect(),
+                    pending: l
+                        .pending
+                        .iter()
+                        .map(|&(cores, limit)| JobLoad { cores, remaining_secs: limit.unwrap_or(UNLIMITED_SECS) })
+                        .collect(),
                     cloud_core_hours_used_today,
                 })
             }

@@ -66,7 +66,9 @@ pub enum ImageError {
         why: String,
     },
     /// The image is not approved.
-    #[error("image {name:?} is not an approved tool environment (approved: {known}); nothing is pulled from a registry")]
+    #[error(
+        "image {name:?} is not an approved tool environment (approved: {known}); nothing is pulled from a registry"
+    )]
     Unknown {
         /// What was asked for.
         name: String,

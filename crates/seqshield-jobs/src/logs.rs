@@ -93,8 +93,7 @@ fn looks_like_record(line: &str) -> bool {
         return true;
     }
     // FASTQ: `@name` with no spaces before the first, then `+` lines.
-    (t.starts_with('@') && !t.starts_with("@HD") && !t.contains(' ') && t.len() > 1 && !t.contains(':'))
-        || t == "+"
+    (t.starts_with('@') && !t.starts_with("@HD") && !t.contains(' ') && t.len() > 1 && !t.contains(':')) || t == "+"
 }
 
 fn redact_runs(line: &str) -> String {

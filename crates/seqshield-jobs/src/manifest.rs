@@ -267,7 +267,10 @@ mod tests {
         assert!(matches!(forged.verify(&keyset(), ISS, NOW), Err(ManifestError::Signature(_))));
 
         // Unsigned (alg none, or no signature at all).
-        let none = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, r#"{"alg":"none","typ":"seqshield-manifest+jwt"}"#);
+        let none = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            r#"{"alg":"none","typ":"seqshield-manifest+jwt"}"#,
+        );
         for jws in [format!("{none}.{}.", parts[1]), format!("{}.{}.", parts[0], parts[1])] {
             let u = ManifestFile { jws, ..m.clone() };
             assert!(matches!(u.verify(&keyset(), ISS, NOW), Err(ManifestError::Signature(_))));

@@ -370,7 +370,10 @@ impl JobService {
     }
 
     fn audit_event(&self, c: &Caller, kind: &'static str, outcome: Outcome, reason: impl Into<String>) -> AuditEvent {
-        AuditEvent::new(now(), kind, outcome, reason).subject(c.subject.clone()).client(c.client.clone()).source(c.source)
+        AuditEvent::new(now(), kind, outcome, reason)
+            .subject(c.subject.clone())
+            .client(c.client.clone())
+            .source(c.source)
     }
 
     async fn record(&self, ev: AuditEvent) -> Result<(), JobError> {
@@ -453,13 +456,18 @@ impl JobService {
             return self.deny(c, KIND, None, e).await;
         }
         let id = row.id.clone();
-        self.record(
-            self.audit_event(c, KIND, Outcome::Allow, "task accepted and placed")
-                .with("task", id.clone())
-                .with("partition", placement.partition.to_string())
-                .with("reasons", placement.reasons.join("; ")),
-        )
-        .await?;
+        let inputs: Vec<String> = serde_json::from_str::<Spec>(&row.spec)
+            .map(|s| s.inputs.into_iter().filter_map(|i| i.object).collect())
+            .unwrap_or_default();
+        let event = self
+            .audit_event(c, KIND, Outcome::Allow, "task accepted and placed; its inputs may be read by the caller")
+            .with("task", id.clone())
+            .with("inputs", inputs.join(" "))
+            .with("partition", placement.partition.to_string())
+            .with("reasons", placement.reasons.join("; "));
+        // Audited first: a task is never recorded (and so never run)
+        // without its event on disk.
+        self.record(event).await?;
         self.db.write(Op::Insert(Box::new(row))).await.map_err(JobError::Internal)?;
         self.active.write().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), TesState::Queued);
         let _ = self.queue.send(id.clone());
@@ -503,7 +511,7 @@ impl JobService {
             })?;
             let info = self
                 .store
-                .info(&p, id)
+                .check_readable(&p, id)
                 .await
                 .map_err(|err| JobError::Store { what: format!("inputs[{i}] ({id})"), err })?;
             if info.state != "available" {
@@ -537,7 +545,10 @@ impl JobService {
         let mut write = Vec::new();
         for (i, o) in outputs.iter().enumerate() {
             let (dataset, name) = output_target(&o.url).map_err(|why| {
-                JobError::Invalid(tes::Invalid { field: format!("outputs[{i}].url"), why: format!("{:?} {why}", o.url) })
+                JobError::Invalid(tes::Invalid {
+                    field: format!("outputs[{i}].url"),
+                    why: format!("{:?} {why}", o.url),
+                })
             })?;
             if write.contains(&name) {
                 return Err(JobError::Invalid(tes::Invalid {
@@ -553,11 +564,9 @@ impl JobService {
         let worker_max = self.auth.policy().audience(WORKER_AUDIENCE).map(|a| a.max_clearance);
         match worker_max {
             Some(max) if class <= max => {}
-            Some(max) => {
-                return Err(JobError::Policy(format!(
-                    "the task touches {class} data, and policy caps compute workers at {max} (audience {WORKER_AUDIENCE})"
-                )))
-            }
+            Some(max) => return Err(JobError::Policy(format!(
+                "the task touches {class} data, and policy caps compute workers at {max} (audience {WORKER_AUDIENCE})"
+            ))),
             None => return Err(JobError::Policy(format!("policy has no {WORKER_AUDIENCE} audience: no task can run"))),
         }
         let resources = task.resources.clone().unwrap_or_default();
@@ -618,7 +627,9 @@ impl JobService {
             scratch_mb,
         };
         let mut scopes = vec![SCOPE_REPORT];
-        scopes.extend([seqshield_store::store::SCOPE_READ, seqshield_store::store::SCOPE_WRITE].into_iter().filter(|s| c.has(s)));
+        scopes.extend(
+            [seqshield_store::store::SCOPE_READ, seqshield_store::store::SCOPE_WRITE].into_iter().filter(|s| c.has(s)),
+        );
         let grant = GrantRecord {
             scope: ScopeSet::try_from_iter(scopes).map_err(|e| JobError::Internal(e.to_string()))?,
             clearance: class,
@@ -695,7 +706,10 @@ impl JobService {
         let mut before = match page_token {
             None | Some("") => None,
             Some(t) => Some(t.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                JobError::Invalid(tes::Invalid { field: "page_token".into(), why: "not a token this server issued".into() })
+                JobError::Invalid(tes::Invalid {
+                    field: "page_token".into(),
+                    why: "not a token this server issued".into(),
+                })
             })?),
         };
         let owner = if c.has(SCOPE_ADMIN) { None } else { Some(c.subject.as_str()) };
@@ -724,7 +738,8 @@ impl JobService {
             }
         }
         self.record(
-            self.audit_event(c, KIND, Outcome::Allow, "tasks listed").with("count", i64::try_from(out.len()).unwrap_or(0)),
+            self.audit_event(c, KIND, Outcome::Allow, "tasks listed")
+                .with("count", i64::try_from(out.len()).unwrap_or(0)),
         )
         .await?;
         Ok((out, next))
@@ -836,7 +851,11 @@ impl JobService {
             }
             let allowed = matches!(
                 r.state,
-                TesState::Initializing | TesState::Running | TesState::Complete | TesState::ExecutorError | TesState::SystemError
+                TesState::Initializing
+                    | TesState::Running
+                    | TesState::Complete
+                    | TesState::ExecutorError
+                    | TesState::SystemError
             );
             if !allowed {
                 return Err(JobError::Invalid(tes::Invalid {
@@ -936,11 +955,8 @@ impl JobService {
             .map_err(JobError::Internal)?;
         let spec: Spec = serde_json::from_str(&row.spec).map_err(|e| JobError::Internal(e.to_string()))?;
         let partition = if row.partition == "cloud" { Partition::Cloud } else { Partition::Onprem };
-        let reference = self
-            .executor
-            .start(id, &path, partition, &spec, &self.launch)
-            .await
-            .map_err(JobError::Internal)?;
+        let reference =
+            self.executor.start(id, &path, partition, &spec, &self.launch).await.map_err(JobError::Internal)?;
         // A cancel may have come in meanwhile.
         let now_row = self.db.get(id).map_err(JobError::Internal)?.ok_or_else(|| JobError::NotFound(id.into()))?;
         self.update(&now_row, now_row.state, Some(reference.clone()), |l| {
@@ -985,13 +1001,8 @@ impl JobService {
     /// applies what it says. Workers report their own progress; this
     /// catches what they cannot: a job cancelled, killed or lost.
     async fn poll(&self) -> Result<(), JobError> {
-        let rows: Vec<Row> = self
-            .db
-            .active()
-            .map_err(JobError::Internal)?
-            .into_iter()
-            .filter(|r| r.executor.is_some())
-            .collect();
+        let rows: Vec<Row> =
+            self.db.active().map_err(JobError::Internal)?.into_iter().filter(|r| r.executor.is_some()).collect();
         if rows.is_empty() {
             return Ok(());
         }

@@ -369,7 +369,8 @@ pub const PARAM_PARTITION: &str = "seqshield.partition";
 pub const PARAM_RUNTIME: &str = "seqshield.runtime_secs";
 
 /// Paths a task may not place files under: the tool environment itself.
-const SYSTEM_DIRS: [&str; 12] = ["usr", "bin", "sbin", "lib", "lib64", "etc", "proc", "dev", "sys", "run", "boot", "var"];
+const SYSTEM_DIRS: [&str; 12] =
+    ["usr", "bin", "sbin", "lib", "lib64", "etc", "proc", "dev", "sys", "run", "boot", "var"];
 
 /// A task that does not pass the checks: the field and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -425,7 +426,10 @@ pub fn check_container_path(field: &str, p: &str) -> Result<(), Invalid> {
     }
     let normal: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
     if normal.len() < 2 {
-        return Err(invalid(field, format!("{p:?} must be inside a directory, e.g. /data/{}", normal.first().unwrap_or(&"file"))));
+        return Err(invalid(
+            field,
+            format!("{p:?} must be inside a directory, e.g. /data/{}", normal.first().unwrap_or(&"file")),
+        ));
     }
     if SYSTEM_DIRS.contains(&normal[0]) || normal[0] == "tmp" {
         return Err(invalid(field, format!("{p:?} is inside /{}, which belongs to the tool environment", normal[0])));
@@ -470,7 +474,9 @@ impl Task {
             for (j, a) in e.command.iter().enumerate() {
                 check_arg(&format!("executors[{i}].command[{j}]"), a)?;
             }
-            for (name, p) in [("workdir", &e.workdir), ("stdin", &e.stdin), ("stdout", &e.stdout), ("stderr", &e.stderr)] {
+            for (name, p) in
+                [("workdir", &e.workdir), ("stdin", &e.stdin), ("stdout", &e.stdout), ("stderr", &e.stderr)]
+            {
                 if let Some(p) = p {
                     check_container_path(&f(name), p)?;
                 }
@@ -645,7 +651,18 @@ mod tests {
 
     #[test]
     fn container_paths_are_checked() {
-        for bad in ["data/x", "/x", "/data/../etc/passwd", "/data//x", "/data/./x", "/usr/bin/x", "/etc/x", "/tmp/x", "/data/x/", "/data/\nx"] {
+        for bad in [
+            "data/x",
+            "/x",
+            "/data/../etc/passwd",
+            "/data//x",
+            "/data/./x",
+            "/usr/bin/x",
+            "/etc/x",
+            "/tmp/x",
+            "/data/x/",
+            "/data/\nx",
+        ] {
             assert!(check_container_path("p", bad).is_err(), "{bad:?}");
         }
         for good in ["/data/x", "/work/run 1/out.vcf", "/inputs/a.b.c"] {

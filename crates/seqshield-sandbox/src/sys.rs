@@ -1155,12 +1155,19 @@ pub(crate) fn private_tmpfs(dir: &CStr, size: u64) -> io::Result<()> {
     // SAFETY: NUL-terminated literals; null source and data are allowed for
     // a propagation change.
     let r = unsafe {
-        libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
     };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    let data = CString::new(format!("mode=0700,size={size}")).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let data =
+        CString::new(format!("mode=0700,size={size}")).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: every pointer is a NUL-terminated string that outlives the call.
     let r = unsafe {
         libc::mount(

@@ -196,13 +196,13 @@ async fn put_part(
     Ok(Json(json!(receipt)))
 }
 
-pub(crate) enum BodyError {
+enum BodyError {
     TooLarge,
     Broken(String),
 }
 
 /// Reads a body of at most `max` bytes (the length header may be absent or lie).
-pub(crate) async fn read_bounded(body: Body, max: usize) -> Result<Bytes, BodyError> {
+async fn read_bounded(body: Body, max: usize) -> Result<Bytes, BodyError> {
     let limited = http_body_util::Limited::new(body, max);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),

@@ -17,19 +17,20 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use futures::StreamExt;
 use seqshield_auth::error::OAuthError;
 use seqshield_auth::http::Authenticated;
 use seqshield_jobs::service::{Caller, JobError, JobService, Report};
 use seqshield_jobs::tes::{self, TesState, View};
 use serde_json::{json, Value};
 
-use crate::data::{read_bounded, BodyError, Peer};
+use crate::data::Peer;
 
 /// The OpenAPI document of the TES routes.
 pub const OPENAPI: &str = include_str!("../openapi/tes.json");
@@ -142,12 +143,36 @@ async fn create(
 ) -> Result<Json<Value>, TesError> {
     let auth = auth?;
     let c = caller(&auth, peer);
-    let bytes = read_bounded(body, tes::MAX_TASK_BYTES).await.map_err(|e| match e {
-        BodyError::TooLarge => bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES)),
-        BodyError::Broken(why) => bad("body", why),
-    })?;
+    let bytes = read_task(body).await?;
     let id = jobs.create(&c, &bytes).await?;
     Ok(Json(json!({ "id": id })))
+}
+
+/// Most bytes of an oversized body read and dropped before the 413, so
+/// that an ordinary client (which sends its whole body before reading the
+/// answer) gets to read it; a larger body has the connection cut.
+const DRAIN_BYTES: usize = 16 << 20;
+
+/// Reads a task body of at most [`tes::MAX_TASK_BYTES`].
+async fn read_task(body: Body) -> Result<Bytes, TesError> {
+    let too_large = || bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES));
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| bad("body", "the request body could not be read"))?;
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
+            return Err(too_large());
+        }
+        if seen <= tes::MAX_TASK_BYTES {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > tes::MAX_TASK_BYTES {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn parse_view(v: Option<&str>) -> Result<View, TesError> {
@@ -171,15 +196,20 @@ async fn list(
         let v = v.into_owned();
         match k.as_ref() {
             "name_prefix" => name_prefix = Some(v),
-            "state" => state = Some(TesState::parse(&v).ok_or_else(|| bad("state", format!("{v:?} is not a TES state")))?),
+            "state" => {
+                state = Some(TesState::parse(&v).ok_or_else(|| bad("state", format!("{v:?} is not a TES state")))?)
+            }
             "tag_key" => keys.push(v),
             "tag_value" => values.push(v),
             "page_size" => {
                 page_size = Some(
                     v.parse::<i64>()
                         .ok()
-                        .filter(|n| (1..=i64::try_from(seqshield_jobs::service::MAX_PAGE_SIZE).unwrap_or(2047)).contains(n))
-                        .ok_or_else(|| bad("page_size", "must be a whole number from 1 to 2047"))? as usize,
+                        .filter(|n| {
+                            (1..=i64::try_from(seqshield_jobs::service::MAX_PAGE_SIZE).unwrap_or(2047)).contains(n)
+                        })
+                        .ok_or_else(|| bad("page_size", "must be a whole number from 1 to 2047"))?
+                        as usize,
                 )
             }
             "page_token" => page_token = Some(v),
@@ -248,10 +278,7 @@ async fn report(
     body: Body,
 ) -> Result<Json<Value>, TesError> {
     let auth = auth?;
-    let bytes = read_bounded(body, tes::MAX_TASK_BYTES).await.map_err(|e| match e {
-        BodyError::TooLarge => bad("body", format!("larger than {} bytes", tes::MAX_TASK_BYTES)),
-        BodyError::Broken(why) => bad("body", why),
-    })?;
+    let bytes = read_task(body).await?;
     let r: Report = serde_json::from_slice(&bytes).map_err(|e| bad("body", format!("not a report: {e}")))?;
     jobs.report(&caller(&auth, peer), &id, r).await?;
     Ok(Json(json!({})))

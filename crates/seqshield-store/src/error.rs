@@ -179,7 +179,11 @@ impl StoreError {
         match self {
             Self::NotFound(_) => 404,
             Self::BadId | Self::Invalid { .. } | Self::PartLength { .. } => 400,
-            Self::Scope(_) | Self::Clearance { .. } | Self::NotOwner(_) | Self::OutsideTask { .. } | Self::Policy(_) => 403,
+            Self::Scope(_)
+            | Self::Clearance { .. }
+            | Self::NotOwner(_)
+            | Self::OutsideTask { .. }
+            | Self::Policy(_) => 403,
             Self::State { .. }
             | Self::PartOutOfOrder { .. }
             | Self::PartDuplicate(_)

@@ -932,6 +932,14 @@ impl Store {
         }
     }
 
+    /// What [`Store::info`] checks and returns, without recording an event:
+    /// for a caller that records the decision in its own event (the job
+    /// service's `jobs.task.create` names every input it checked this way,
+    /// and its refusals name the object).
+    pub async fn check_readable(&self, p: &Principal, id: &str) -> Result<ObjectInfo, StoreError> {
+        self.authorized(p, id, SCOPE_READ).await.map(|r| ObjectInfo::of(&r))
+    }
+
     /// Opens an object for reading: the keys and roots a reader needs to
     /// check every part as it arrives.
     pub async fn open_read(&self, p: &Principal, id: &str) -> Result<DownloadTicket, StoreError> {
@@ -1186,11 +1194,12 @@ impl Store {
         progress: &(dyn Fn(SyncEvent) + Send + Sync),
     ) -> Result<SyncSummary, StoreError> {
         const KIND: &str = "store.sync";
-        let checked = Self::need_scope(p, SCOPE_ADMIN).and_then(|()| p.task_allows(TaskUse::Other("sync"))).and_then(|()| {
-            self.replicas
-                .get(to)
-                .ok_or_else(|| StoreError::invalid("to", format!("no replica store named {to:?} is configured")))
-        });
+        let checked =
+            Self::need_scope(p, SCOPE_ADMIN).and_then(|()| p.task_allows(TaskUse::Other("sync"))).and_then(|()| {
+                self.replicas
+                    .get(to)
+                    .ok_or_else(|| StoreError::invalid("to", format!("no replica store named {to:?} is configured")))
+            });
         let replica = self.or_deny(p, KIND, None, checked).await?;
         let mut todo = Vec::new();
         let mut summary = SyncSummary::default();

@@ -129,7 +129,10 @@ impl AuthService {
                     OAuthError::invalid_grant("the task manifest is not one this gateway signed, or it was modified, has expired or its task may not run")
                 };
                 if audience != WORKER_AUDIENCE {
-                    return Err(OAuthError::new(ErrorCode::InvalidTarget, "a task manifest is exchanged only for a worker token"));
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidTarget,
+                        "a task manifest is exchanged only for a worker token",
+                    ));
                 }
                 let m: ManifestSubject =
                     self.verify_document(token, TYP_TASK_MANIFEST, WORKER_AUDIENCE).map_err(|e| bad(e.to_string()))?;

@@ -54,7 +54,11 @@ pub fn run(ctx: &Ctx, a: BurstSimArgs) -> Result<()> {
         policy = policy.with_cloud_budget(b)?;
     }
     let trace = sim::load_trace(&a.trace).with_context(|| format!("cannot use the trace {}", a.trace.display()))?;
-    let cfg = SimConfig { onprem_cores: a.onprem_cores, cloud_cores: a.cloud_cores, cloud_startup_secs: a.cloud_startup_secs };
+    let cfg = SimConfig {
+        onprem_cores: a.onprem_cores,
+        cloud_cores: a.cloud_cores,
+        cloud_startup_secs: a.cloud_startup_secs,
+    };
     let report = sim::simulate(&trace, &policy, &cfg);
     ctx.report(serde_json::to_value(&report)?, || report.render_text());
     Ok(())

@@ -230,7 +230,9 @@ fn open_jobs(
         let new = NewClient {
             id: WORKER_CLIENT.to_owned(),
             redirect_uris: Vec::new(),
-            secret_hash: Some(seqshield_auth::password::hash_password(secret.as_bytes()).context("cannot hash the worker secret")?),
+            secret_hash: Some(
+                seqshield_auth::password::hash_password(secret.as_bytes()).context("cannot hash the worker secret")?,
+            ),
             jwks: None,
             scopes: seqshield_auth::ScopeSet::parse("data:read data:write jobs:report").expect("valid scopes"),
             clearance: seqshield_auth::Clearance::Controlled,

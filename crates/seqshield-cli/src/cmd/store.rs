@@ -498,10 +498,9 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
     client::block_on(async {
         let client = a.gateway.connect().await?;
         let (size, root_hex) = fetch(ctx, &client, &a.id, &a.output, usize::from(a.parallel)).await?;
-        ctx.report(
-            json!({"ok": true, "id": a.id, "output": a.output, "size": size, "merkle_root": root_hex}),
-            || format!("{}: {size} bytes, every part verified, Merkle root {root_hex}", a.output.display()),
-        );
+        ctx.report(json!({"ok": true, "id": a.id, "output": a.output, "size": size, "merkle_root": root_hex}), || {
+            format!("{}: {size} bytes, every part verified, Merkle root {root_hex}", a.output.display())
+        });
         Ok(())
     })
 }
@@ -510,7 +509,13 @@ pub fn get(ctx: &Ctx, a: GetArgs) -> Result<()> {
 /// and a list of verified parts, so a second run resumes), checking the
 /// trailer MAC, the part roots against the trailer's Merkle root, and each
 /// part's tags and root. Returns the size and the hex Merkle root.
-pub(crate) async fn fetch(ctx: &Ctx, client: &Client, id: &str, output: &Path, parallel: usize) -> Result<(u64, String)> {
+pub(crate) async fn fetch(
+    ctx: &Ctx,
+    client: &Client,
+    id: &str,
+    output: &Path,
+    parallel: usize,
+) -> Result<(u64, String)> {
     {
         let ticket: Ticket = client.post_json(&format!("/api/v1/objects/{id}/read"), &json!({})).await?;
         let opened = Arc::new(ticket.open()?);
@@ -531,21 +536,18 @@ pub(crate) async fn fetch(ctx: &Ctx, client: &Client, id: &str, output: &Path, p
         }
         let root_hex = hex::encode(trailer.merkle_root);
         let (data_path, state_path) = partial_paths(output);
-        let mut state =
-            match std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice::<DownloadState>(&b).ok()) {
-                Some(s) if s.object_id == id && s.merkle_root == root_hex && data_path.exists() => {
-                    if !ctx.quiet {
-                        eprintln!(
-                            "resuming download of {}: {} of {} parts already verified",
-                            id,
-                            s.done.len(),
-                            g.parts()
-                        );
-                    }
-                    s
+        let mut state = match std::fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<DownloadState>(&b).ok())
+        {
+            Some(s) if s.object_id == id && s.merkle_root == root_hex && data_path.exists() => {
+                if !ctx.quiet {
+                    eprintln!("resuming download of {}: {} of {} parts already verified", id, s.done.len(), g.parts());
                 }
-                _ => DownloadState { object_id: id.to_owned(), merkle_root: root_hex.clone(), done: BTreeSet::new() },
-            };
+                s
+            }
+            _ => DownloadState { object_id: id.to_owned(), merkle_root: root_hex.clone(), done: BTreeSet::new() },
+        };
         let out = std::fs::OpenOptions::new()
             .create(true)
             .write(true)

@@ -161,7 +161,13 @@ impl Reporter<'_> {
     /// Sends a report. A gateway that cannot be reached (restarting) is
     /// retried for [`REPORT_RETRY`]; a refusal (the task was cancelled)
     /// is not.
-    async fn send(&self, state: TesState, logs: &[ExecutorLog], outputs: &[OutputFileLog], system: &[String]) -> Result<()> {
+    async fn send(
+        &self,
+        state: TesState,
+        logs: &[ExecutorLog],
+        outputs: &[OutputFileLog],
+        system: &[String],
+    ) -> Result<()> {
         let body = json!({"state": state, "logs": logs, "outputs": outputs, "system_logs": system});
         let path = format!("/api/v1/jobs/{}/report", self.task);
         let deadline = std::time::Instant::now() + REPORT_RETRY;
@@ -185,7 +191,8 @@ const REPORT_RETRY: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// Whether `e` is a transport failure (no answer), not a refusal.
 fn unreachable(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<crate::exit::Remote>().is_some_and(|r| r.status.is_none() && matches!(r.code.as_str(), "connect" | "timeout" | "transport"))
+    e.downcast_ref::<crate::exit::Remote>()
+        .is_some_and(|r| r.status.is_none() && matches!(r.code.as_str(), "connect" | "timeout" | "transport"))
 }
 
 async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, private: bool) -> Result<()> {
@@ -201,7 +208,11 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
     let keys = seqshield_auth::jwt::KeySet::from_jwks(&jwks).context("the gateway's keys are malformed")?;
     let (claims, spec) = file.verify(&keys, issuer, client::now()).context("the manifest was refused")?;
     if !ctx.quiet {
-        eprintln!("seqshield worker: manifest for {} verified (signed by {issuer}, expires {})", spec.task, client::rfc3339(claims.exp));
+        eprintln!(
+            "seqshield worker: manifest for {} verified (signed by {issuer}, expires {})",
+            spec.task,
+            client::rfc3339(claims.exp)
+        );
     }
 
     // RFC 8693: the manifest for a token bound to this task's objects.
@@ -224,7 +235,8 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
         .await
         .context("the token exchange was refused")?;
     let tok: Value = resp.json().await.context("malformed token response")?;
-    let access = Zeroizing::new(tok["access_token"].as_str().context("no access_token in the exchange answer")?.to_owned());
+    let access =
+        Zeroizing::new(tok["access_token"].as_str().context("no access_token in the exchange answer")?.to_owned());
     let client = anon.with_bearer(&access, TokenSource::Env)?;
     let rep = Reporter { client: &client, task: &spec.task };
     let mut system = vec![format!(
@@ -282,7 +294,11 @@ async fn execute(
         .map(|i| i.path.as_str())
         .chain(spec.outputs.iter().map(|o| o.path.as_str()))
         .chain(spec.volumes.iter().map(String::as_str))
-        .chain(spec.executors.iter().flat_map(|e| [&e.workdir, &e.stdin, &e.stdout, &e.stderr].into_iter().flatten().map(String::as_str)))
+        .chain(
+            spec.executors
+                .iter()
+                .flat_map(|e| [&e.workdir, &e.stdin, &e.stdout, &e.stderr].into_iter().flatten().map(String::as_str)),
+        )
         .map(|p| seqshield_jobs::tes::top_dir(p).to_owned())
         .collect();
     tops.sort();
@@ -343,7 +359,9 @@ async fn execute(
         if image.kind == ImageKind::Rootfs {
             let root = image.root();
             profile.filesystem.ro.clear();
-            for entry in std::fs::read_dir(root).with_context(|| format!("image {}: cannot read {}", image.name, root.display()))? {
+            for entry in std::fs::read_dir(root)
+                .with_context(|| format!("image {}: cannot read {}", image.name, root.display()))?
+            {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if ["usr", "bin", "sbin", "lib", "lib64", "etc", "opt"].contains(&name.as_str()) {
@@ -364,7 +382,13 @@ async fn execute(
             None => private.join(format!("{n}.err")),
         };
         let create = |p: &Path| {
-            std::fs::OpenOptions::new().create(true).write(true).truncate(true).custom_flags(NOFOLLOW).mode_0600().open(p)
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .custom_flags(NOFOLLOW)
+                .mode_0600()
+                .open(p)
         };
         let stdout = create(&out_path).with_context(|| format!("executor {n}: cannot create its stdout"))?;
         let stderr = create(&err_path).with_context(|| format!("executor {n}: cannot create its stderr"))?;
@@ -393,7 +417,9 @@ async fn execute(
         };
         if report.blocked_total > 0 {
             let blocked: Vec<String> = report.blocked.iter().map(|(k, v)| format!("{k}×{v}")).collect();
-            log.stderr.get_or_insert_with(String::new).push_str(&format!("[seqshield sandbox: blocked {}]\n", blocked.join(", ")));
+            log.stderr
+                .get_or_insert_with(String::new)
+                .push_str(&format!("[seqshield sandbox: blocked {}]\n", blocked.join(", ")));
         }
         exec_logs.push(log);
         rep.send(TesState::Running, &exec_logs, &[], &[]).await?;
