@@ -22,6 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::site::*;
+use common::tes::{get, put, user, Api};
 use serde_json::{json, Value};
 
 /// The two tests share the cluster's four cores: one at a time.
@@ -40,78 +41,6 @@ fn slurm_conf() -> Option<PathBuf> {
 
 fn config(conf: &Path) -> String {
     format!("[jobs.executor]\nkind = \"slurm\"\nslurm_conf = \"{}\"\npoll_secs = 1\n", conf.display())
-}
-
-struct Api {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Api {
-    fn new(gw: &common::Gateway, home: &Path) -> Self {
-        let port = reqwest::Url::parse(&gw.url).unwrap().port().unwrap();
-        let f = home.join("seqshield").join("tokens").join(format!("127.0.0.1_{port}.json"));
-        let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Api { http: browser(gw), url: gw.url.clone(), token: v["access_token"].as_str().unwrap().to_owned(), rt }
-    }
-
-    fn send(&self, post: Option<&Value>, path: &str) -> (u16, Value) {
-        self.rt.block_on(async {
-            let url = format!("{}{path}", self.url);
-            let rb = match post {
-                Some(b) => self.http.post(url).json(b),
-                None => self.http.get(url),
-            };
-            let r = rb.bearer_auth(&self.token).send().await.unwrap();
-            let s = r.status().as_u16();
-            (s, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    fn submit(&self, task: &Value) -> String {
-        let (s, v) = self.send(Some(task), "/ga4gh/tes/v1/tasks");
-        assert_eq!(s, 200, "{v}");
-        v["id"].as_str().unwrap().to_owned()
-    }
-
-    fn task(&self, id: &str) -> Value {
-        let (s, v) = self.send(None, &format!("/ga4gh/tes/v1/tasks/{id}?view=FULL"));
-        assert_eq!(s, 200, "{v}");
-        v
-    }
-
-    fn wait_for(&self, id: &str, secs: u64, done: impl Fn(&str) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let t = self.task(id);
-            if done(t["state"].as_str().unwrap()) {
-                return t;
-            }
-            assert!(Instant::now() < deadline, "task {id} stuck: {t}");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    fn finished(&self, id: &str, secs: u64) -> Value {
-        self.wait_for(id, secs, |s| ["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"].contains(&s))
-    }
-}
-
-fn user(site: &Site, name: &str, secret: &seqshield_auth::totp::TotpSecret) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    let out = login(home.path(), &site.gw, name, secret);
-    assert!(out.status.success(), "{}", show(&out));
-    home
-}
-
-fn put(home: &Path, gw: &common::Gateway, file: &Path, name: &str, class: &str) -> String {
-    let mut c = client_cmd(home, gw, "put", &gw.cert);
-    c.args(["--classification", class, "--name", name]).arg(file).env("XDG_STATE_HOME", home.join("state"));
-    let v: Value = serde_json::from_str(&run_ok(&mut c)).unwrap();
-    v["object"]["id"].as_str().unwrap().to_owned()
 }
 
 fn slurm_job(task: &Value) -> String {
@@ -231,9 +160,7 @@ fn science_check_bare_and_through_seqshield_on_slurm_agree() {
     let calls_id =
         done["logs"][0]["outputs"][0]["url"].as_str().unwrap().strip_prefix("seqshield://").unwrap().to_owned();
     let got = alice.path().join("calls.vcf");
-    let mut c = client_cmd(alice.path(), gw, "get", &gw.cert);
-    c.args([calls_id.as_str(), "-o"]).arg(&got).env("XDG_STATE_HOME", alice.path().join("state"));
-    run_ok(&mut c);
+    get(alice.path(), gw, &calls_id, &got);
 
     let (a, b) = (records(&bare.path().join("out/calls.vcf")), records(&got));
     assert!(!a.is_empty());
@@ -284,20 +211,20 @@ fn placement_cancel_and_a_gateway_restart_on_slurm() {
     assert_eq!(done["logs"][0]["metadata"]["seqshield.partition"], "cloud", "{done}");
     let sc = scontrol(&conf, &slurm_job(&done));
     assert!(sc.contains("Partition=cloud") && sc.contains("NodeList=cloud1"), "{sc}");
-    let (s, e) = api.send(
-        Some(&json!({
+    let (s, e) = api.post(
+        "/ga4gh/tes/v1/tasks",
+        &json!({
             "inputs": [{"url": restricted, "path": "/data/r.txt"}],
             "resources": {"backend_parameters": cloud},
             "executors": [{"image": "debian:bookworm", "command": ["cat", "/data/r.txt"]}]
-        })),
-        "/ga4gh/tes/v1/tasks",
+        }),
     );
     assert_eq!((s, e["error"].as_str()), (403, Some("policy_refused")), "{e}");
 
     // Cancel reaches Slurm.
     let id = api.submit(&json!({"executors": [{"image": "debian:bookworm", "command": ["sleep", "120"]}]}));
     api.wait_for(&id, 120, |s| s == "RUNNING");
-    let (s, _) = api.send(Some(&json!({})), &format!("/ga4gh/tes/v1/tasks/{id}:cancel"));
+    let (s, _) = api.post(&format!("/ga4gh/tes/v1/tasks/{id}:cancel"), &json!({}));
     assert_eq!(s, 200);
     let done = api.finished(&id, 60);
     assert_eq!(done["state"], "CANCELED", "{done}");
@@ -315,7 +242,7 @@ fn placement_cancel_and_a_gateway_restart_on_slurm() {
     gw.kill();
     std::thread::sleep(Duration::from_secs(2));
     let gw = common::serve_on(&data, PASS, &listen);
-    let api = Api { http: browser(&gw), url: gw.url.clone(), ..api };
+    let api = api.reconnect(&gw);
     let done = api.finished(&id, 180);
     assert_eq!(done["state"], "COMPLETE", "{done}");
     assert!(done["logs"][0]["logs"][1]["stdout"].as_str().unwrap().contains("after the restart"), "{done}");

@@ -14,6 +14,7 @@ use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
 pub mod site;
+pub mod tes;
 
 /// The gateway process, killed however the test ends (a panic included).
 pub struct Gateway {
