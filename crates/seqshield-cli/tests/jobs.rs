@@ -129,11 +129,44 @@ fn tasks_run_sandboxed_on_encrypted_inputs_and_bad_requests_change_nothing() {
     let big = "x".repeat(2 << 20);
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("invalid JSON", b"{\"executors\": [".to_vec(), 400, "invalid_task"),
-        ("unknown field", serde_json::to_vec(&json!({"executors": [{"image": "debian:bookworm", "command": ["true"], "gpu": 1}]})).unwrap(), 400, "invalid_task"),
-        ("forbidden image", serde_json::to_vec(&json!({"executors": [{"image": "ubuntu:latest", "command": ["true"]}]})).unwrap(), 403, "policy_refused"),
-        ("forbidden command", serde_json::to_vec(&json!({"executors": [{"image": "debian:bookworm", "command": ["sh", "-c", "id"]}]})).unwrap(), 403, "policy_refused"),
-        ("payload over the limit", serde_json::to_vec(&json!({"description": big, "executors": [{"image": "debian:bookworm", "command": ["true"]}]})).unwrap(), 413, "payload_too_large"),
-        ("path into the tool environment", serde_json::to_vec(&json!({"executors": [{"image": "debian:bookworm", "command": ["true"], "stdout": "/etc/passwd"}]})).unwrap(), 400, "invalid_task"),
+        (
+            "unknown field",
+            serde_json::to_vec(&json!({"executors": [{"image": "debian:bookworm", "command": ["true"], "gpu": 1}]}))
+                .unwrap(),
+            400,
+            "invalid_task",
+        ),
+        (
+            "forbidden image",
+            serde_json::to_vec(&json!({"executors": [{"image": "ubuntu:latest", "command": ["true"]}]})).unwrap(),
+            403,
+            "policy_refused",
+        ),
+        (
+            "forbidden command",
+            serde_json::to_vec(&json!({"executors": [{"image": "debian:bookworm", "command": ["sh", "-c", "id"]}]}))
+                .unwrap(),
+            403,
+            "policy_refused",
+        ),
+        (
+            "payload over the limit",
+            serde_json::to_vec(
+                &json!({"description": big, "executors": [{"image": "debian:bookworm", "command": ["true"]}]}),
+            )
+            .unwrap(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "path into the tool environment",
+            serde_json::to_vec(
+                &json!({"executors": [{"image": "debian:bookworm", "command": ["true"], "stdout": "/etc/passwd"}]}),
+            )
+            .unwrap(),
+            400,
+            "invalid_task",
+        ),
     ];
     for (what, body, status, code) in cases {
         let (s, e) = a.call(reqwest::Method::POST, "/ga4gh/tes/v1/tasks", Some(body));

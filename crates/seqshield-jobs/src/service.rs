@@ -564,9 +564,11 @@ impl JobService {
         let worker_max = self.auth.policy().audience(WORKER_AUDIENCE).map(|a| a.max_clearance);
         match worker_max {
             Some(max) if class <= max => {}
-            Some(max) => return Err(JobError::Policy(format!(
+            Some(max) => {
+                return Err(JobError::Policy(format!(
                 "the task touches {class} data, and policy caps compute workers at {max} (audience {WORKER_AUDIENCE})"
-            ))),
+            )))
+            }
             None => return Err(JobError::Policy(format!("policy has no {WORKER_AUDIENCE} audience: no task can run"))),
         }
         let resources = task.resources.clone().unwrap_or_default();

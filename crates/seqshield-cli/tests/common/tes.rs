@@ -85,7 +85,9 @@ impl Api {
 
     /// Polls until the task is in a final state.
     pub fn finished(&self, id: &str, secs: u64) -> Value {
-        self.wait_for(id, secs, |s| ["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"].contains(&s))
+        self.wait_for(id, secs, |s| {
+            ["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"].contains(&s)
+        })
     }
 }
 
