@@ -14,6 +14,10 @@
 //! A request is an error when the transport fails, the status is not 200,
 //! or the body is not JSON with a non-empty `access_token`. The command
 //! fails when the error rate exceeds `--max-error-rate` (default 0).
+//!
+//! `seqshield bench tes` is the same generator for TES CreateTask: every
+//! worker POSTs the task document in `--task` with the bearer token in
+//! `--token-file`; a request succeeds on 200 with a task `id`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
