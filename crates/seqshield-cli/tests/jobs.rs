@@ -204,3 +204,65 @@ fn tasks_run_sandboxed_on_encrypted_inputs_and_bad_requests_change_nothing() {
     let (s, e) = a.get("/ga4gh/tes/v1/tasks/task_0123456789abcdef0123456789abcdef");
     assert_eq!(s, 404, "{e}");
 }
+
+/// A root file system holding `cat` and the libraries it loads, copied
+/// from the host: an image that has `cat` and nothing else.
+fn cat_rootfs(dir: &Path) {
+    let out = std::process::Command::new("ldd").arg("/usr/bin/cat").output().unwrap();
+    let mut files = vec!["/usr/bin/cat".to_owned()];
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(p) = l.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(p.to_owned());
+        }
+    }
+    for f in files {
+        let real = std::fs::canonicalize(&f).unwrap();
+        let dest = dir.join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&real, &dest).unwrap();
+    }
+}
+
+#[test]
+fn a_rootfs_image_runs_only_what_it_holds() {
+    let root = tempfile::tempdir().unwrap();
+    let rootfs = root.path().join("cat-image");
+    cat_rootfs(&rootfs);
+    let policy = root.path().join("images.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[[image]]\nname = \"local/cat:1\"\nreason = \"test: cat and its libraries only\"\nkind = \"rootfs\"\npath = \"{}\"\ncommands = [\"cat\", \"wc\"]\n",
+            rootfs.display()
+        ),
+    )
+    .unwrap();
+    let (site, secrets) = site(&["alice"], Some(&format!("[jobs]\nimages = \"{}\"\n", policy.display())));
+    let gw = &site.gw;
+    let alice = user(&site, "alice", &secrets[0]);
+    let a = Api::new(gw, alice.path());
+    let input = alice.path().join("in.txt");
+    std::fs::write(&input, "from the rootfs\n").unwrap();
+    let obj = put(alice.path(), gw, &input, "in.txt", "internal");
+    let task = |cmd: &str| {
+        json!({"inputs": [{"url": obj, "path": "/data/in.txt"}],
+               "outputs": [{"url": "seqshield://r/out.txt", "path": "/data/out.txt"}],
+               "executors": [{"image": "local/cat:1", "command": [cmd, "/data/in.txt"], "stdout": "/data/out.txt"}]})
+    };
+    let done = a.finished(&a.submit(&task("cat")), 120);
+    assert_eq!(done["state"], "COMPLETE", "{done}");
+    let out_id =
+        done["logs"][0]["outputs"][0]["url"].as_str().unwrap().strip_prefix("seqshield://").unwrap().to_owned();
+    let got = alice.path().join("out.txt");
+    get(alice.path(), gw, &out_id, &got);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "from the rootfs\n");
+    // `wc` is allowed by the policy but the image does not hold it (the
+    // host's is not visible): the worker says so.
+    let done = a.finished(&a.submit(&task("wc")), 120);
+    assert_eq!(done["state"], "SYSTEM_ERROR", "{done}");
+    assert!(done.to_string().contains("not installed there"), "{done}");
+    // The host image is not approved here at all.
+    let (s, e) =
+        a.post("/ga4gh/tes/v1/tasks", &json!({"executors": [{"image": "debian:bookworm", "command": ["cat"]}]}));
+    assert_eq!((s, e["error"].as_str()), (403, Some("policy_refused")), "{e}");
+}

@@ -80,11 +80,14 @@ pub struct Launch {
     pub ca_cert: PathBuf,
     /// The worker's OAuth client secret file.
     pub secret_file: PathBuf,
+    /// The image policy file, when not the embedded one (workers must use
+    /// the gateway's).
+    pub images: Option<PathBuf>,
 }
 
 impl Launch {
     fn argv(&self, manifest: &Path) -> Vec<String> {
-        vec![
+        let mut argv = vec![
             self.program.display().to_string(),
             "worker".into(),
             "run".into(),
@@ -95,7 +98,11 @@ impl Launch {
             self.ca_cert.display().to_string(),
             "--client-secret-file".into(),
             self.secret_file.display().to_string(),
-        ]
+        ];
+        if let Some(p) = &self.images {
+            argv.extend(["--images".to_owned(), p.display().to_string()]);
+        }
+        argv
     }
 }
 

@@ -1131,7 +1131,8 @@ mod tests {
         };
         // Executed directly, as slurmstepd does, so the shebang's `-p` counts.
         write(batch_script(&job(&argv)).unwrap());
-        let out = StdCommand::new(&script_path).env("LEAKED", "x").output().unwrap();
+        // A clean parent (the test itself may run under a real Slurm's env).
+        let out = StdCommand::new(&script_path).env_clear().env("LEAKED", "x").output().unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, nul_joined(HOSTILE));
 
@@ -1140,6 +1141,7 @@ mod tests {
         j.env.insert("_Y".into(), String::new());
         write(batch_script(&j).unwrap());
         let out = StdCommand::new(&script_path)
+            .env_clear()
             .env("LEAKED", "x")
             .env("SLURM_JOB_ID", "42")
             .env("BASH_FUNC_exec%%", "() { echo hijacked; }")

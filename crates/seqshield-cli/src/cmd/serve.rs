@@ -248,6 +248,7 @@ fn open_jobs(
         server: gateway.url(),
         ca_cert: gateway.certificate().cert_path.clone(),
         secret_file,
+        images: cfg.jobs.images.as_ref().map(|p| if p.is_relative() { data_dir.join(p) } else { p.clone() }),
     };
     seqshield_jobs::JobService::open(cfg.jobs.clone(), data_dir, svc.clone(), store.clone(), audit, launch)
         .map_err(|e| anyhow::anyhow!("cannot open the job service: {e}"))
