@@ -124,6 +124,24 @@ pub struct Spec {
     pub scratch_mb: u64,
 }
 
+impl Spec {
+    /// Every top directory the executors see (`data` for `/data/in/x`):
+    /// of inputs, outputs, volumes and executor paths; sorted, no repeats.
+    pub fn top_dirs(&self) -> Vec<String> {
+        let paths =
+            self.inputs
+                .iter()
+                .map(|i| i.path.as_str())
+                .chain(self.outputs.iter().map(|o| o.path.as_str()))
+                .chain(self.volumes.iter().map(String::as_str))
+                .chain(self.executors.iter().flat_map(|e| {
+                    [&e.workdir, &e.stdin, &e.stdout, &e.stderr].into_iter().flatten().map(String::as_str)
+                }));
+        let tops: std::collections::BTreeSet<String> = paths.map(|p| crate::tes::top_dir(p).to_owned()).collect();
+        tops.into_iter().collect()
+    }
+}
+
 /// A manifest file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -364,11 +364,6 @@ impl JobService {
         self.executor.kind()
     }
 
-    /// The image policy.
-    pub fn images(&self) -> &ImagePolicy {
-        &self.images
-    }
-
     fn audit_event(&self, c: &Caller, kind: &'static str, outcome: Outcome, reason: impl Into<String>) -> AuditEvent {
         AuditEvent::new(now(), kind, outcome, reason)
             .subject(c.subject.clone())
@@ -1021,7 +1016,7 @@ impl JobService {
                     format!("the worker ended without reporting the task finished ({})", seen.detail),
                 )),
                 (_, s) if s.is_terminal() => Some((s, seen.detail.clone())),
-                (TesState::Queued, TesState::Running) => None, // the worker reports INITIALIZING itself
+                // Running or queued there: the worker reports its own progress.
                 _ => None,
             };
             if let Some((state, why)) = next {

@@ -570,27 +570,6 @@ impl Task {
         }
         Ok(())
     }
-
-    /// The input and output paths and volumes: every top directory the
-    /// executors see, sorted and without repeats.
-    pub fn top_dirs(&self) -> Vec<String> {
-        let mut tops = std::collections::BTreeSet::new();
-        for i in self.inputs.iter().flatten() {
-            tops.insert(top_dir(&i.path).to_owned());
-        }
-        for o in self.outputs.iter().flatten() {
-            tops.insert(top_dir(&o.path).to_owned());
-        }
-        for v in self.volumes.iter().flatten() {
-            tops.insert(top_dir(v).to_owned());
-        }
-        for e in &self.executors {
-            for p in [&e.workdir, &e.stdin, &e.stdout, &e.stderr].into_iter().flatten() {
-                tops.insert(top_dir(p).to_owned());
-            }
-        }
-        tops.into_iter().collect()
-    }
 }
 
 /// Parses a submitted task. `strict`: a member TES does not define is an

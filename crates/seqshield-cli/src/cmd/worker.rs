@@ -288,21 +288,7 @@ async fn execute(
         None => ImagePolicy::embedded(),
     };
     // Every top directory the executors see is a scratch subdirectory.
-    let mut tops: Vec<String> = spec
-        .inputs
-        .iter()
-        .map(|i| i.path.as_str())
-        .chain(spec.outputs.iter().map(|o| o.path.as_str()))
-        .chain(spec.volumes.iter().map(String::as_str))
-        .chain(
-            spec.executors
-                .iter()
-                .flat_map(|e| [&e.workdir, &e.stdin, &e.stdout, &e.stderr].into_iter().flatten().map(String::as_str)),
-        )
-        .map(|p| seqshield_jobs::tes::top_dir(p).to_owned())
-        .collect();
-    tops.sort();
-    tops.dedup();
+    let mut tops = spec.top_dirs();
     if tops.is_empty() {
         tops.push("work".into());
     }
@@ -387,7 +373,7 @@ async fn execute(
                 .write(true)
                 .truncate(true)
                 .custom_flags(NOFOLLOW)
-                .mode_0600()
+                .mode(0o600)
                 .open(p)
         };
         let stdout = create(&out_path).with_context(|| format!("executor {n}: cannot create its stdout"))?;
@@ -459,16 +445,6 @@ async fn execute(
         }
     }
     Ok((state, exec_logs, outputs))
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        self.mode(0o600)
-    }
 }
 
 /// The last bytes of a capture file (what [`logs::filter`] keeps and a
