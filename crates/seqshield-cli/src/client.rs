@@ -758,9 +758,15 @@ fn token_file_name(server: &Url) -> String {
 impl TokenFile {
     /// The token file of `server` (nothing is created yet).
     pub fn for_server(server: &Url) -> Result<Self> {
-        let dir = config_dir()?.join("tokens");
+        Ok(Self::under(&config_dir()?, server))
+    }
+
+    /// The token file of `server` under another client's configuration
+    /// directory (what [`config_dir`] returns in its environment).
+    pub fn under(config_dir: &Path, server: &Url) -> Self {
+        let dir = config_dir.join("tokens");
         let path = dir.join(token_file_name(server));
-        Ok(Self { dir, path, origin: origin(server) })
+        Self { dir, path, origin: origin(server) }
     }
 
     /// The file's path.
