@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::federation::TrustedIssuerConfig;
 use crate::signing::SigningConfig;
@@ -17,26 +17,33 @@ pub const MAX_CODE_TTL_SECS: u64 = 60;
 pub const MAX_REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
 
 /// The `[auth]` table.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// The issuer URL (`iss`); also the base of every endpoint URL. Empty:
-    /// the server fills in `https://LISTEN-ADDRESS`.
+    /// The issuer URL (`iss`): an absolute `https` URL without query or
+    /// fragment, also the base of every endpoint URL. Empty (the default):
+    /// the gateway uses `https://` + the first `server.public_hosts` entry
+    /// (else the bound address, `localhost` on a wildcard address) + the
+    /// bound port.
     pub issuer: String,
-    /// The audience of tokens issued by the code and refresh grants: the
-    /// gateway's own API.
+    /// The audience (`aud`) of tokens issued by the code and refresh
+    /// grants: the gateway's own API. Must not be empty.
     pub audience: String,
-    /// Access-token lifetime in seconds (at most [`MAX_ACCESS_TTL_SECS`]).
+    /// Access-token lifetime in seconds, 1 to 3600 ([`MAX_ACCESS_TTL_SECS`]).
     pub access_ttl_secs: u64,
-    /// Refresh-token lifetime in seconds (at most [`MAX_REFRESH_TTL_SECS`]).
+    /// Refresh-token lifetime in seconds, 1 to 2592000 (30 days,
+    /// [`MAX_REFRESH_TTL_SECS`]).
     pub refresh_ttl_secs: u64,
-    /// Authorization-code lifetime in seconds (at most [`MAX_CODE_TTL_SECS`]).
+    /// Authorization-code lifetime in seconds, 1 to 60 ([`MAX_CODE_TTL_SECS`]).
     pub code_ttl_secs: u64,
-    /// Signing-key size and rotation.
+    /// The token-signing key ring (`[auth.signing]`): key size and rotation.
     pub signing: SigningConfig,
-    /// Conditional-access policy file; none: the embedded default.
+    /// Conditional-access policy file (docs/policy.md); none: the embedded
+    /// default. A relative path is taken from the gateway's working
+    /// directory.
     pub policy_file: Option<PathBuf>,
-    /// Trusted external issuers (federation).
+    /// Trusted external issuers (`[[auth.federation]]`) whose tokens can be
+    /// exchanged for ours; none by default.
     pub federation: Vec<TrustedIssuerConfig>,
 }
 
@@ -75,6 +82,12 @@ pub enum ConfigError {
     /// The audience is empty.
     #[error("auth.audience must not be empty")]
     EmptyAudience,
+}
+
+/// The JSON schema of a clearance: one of the classification names.
+pub(crate) fn clearance_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = crate::Clearance::ALL.iter().map(|c| c.as_str()).collect();
+    schemars::json_schema!({ "type": "string", "enum": names })
 }
 
 impl AuthConfig {

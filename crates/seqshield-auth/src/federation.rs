@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::jwt::{self, JwtError, KeySet, Validation};
 use crate::{Clearance, ScopeSet};
@@ -31,20 +31,23 @@ pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// One trusted issuer (`[[auth.federation]]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuerConfig {
-    /// The issuer's `iss`, exactly.
+    /// The issuer's `iss`, exactly (an `https` URL).
     pub issuer: String,
-    /// The `aud` its tokens must carry (our application's id there).
+    /// The `aud` its tokens must carry (our application's id there); must
+    /// not be empty.
     pub audience: String,
-    /// Where to fetch its JWKS (https).
+    /// Where to fetch its JWKS (`https`); exactly one of `jwks_uri` and
+    /// `jwks_file`.
     #[serde(default)]
     pub jwks_uri: Option<String>,
-    /// A pinned JWKS file instead of fetching.
+    /// A pinned JWKS file, read at start, instead of fetching.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
-    /// PEM trust anchors for `jwks_uri` (default: the system bundle).
+    /// PEM trust anchors for `jwks_uri`; none: the system bundle
+    /// `/etc/ssl/certs/ca-certificates.crt`.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Required `tid` (Entra tenant id), if any.
@@ -56,11 +59,12 @@ pub struct TrustedIssuerConfig {
     /// Prefix of local subjects, so they never collide with local users.
     #[serde(default = "default_subject_prefix")]
     pub subject_prefix: String,
-    /// Fetch the JWKS again for an unknown `kid` at most this often
-    /// (seconds, at least 1).
+    /// Fetch the JWKS again for an unknown `kid` at most this often, in
+    /// seconds (at least 1).
     #[serde(default = "default_refresh")]
     pub jwks_min_refresh_secs: u64,
-    /// Group → scopes and clearance rules.
+    /// Group → scopes and clearance rules (`[[auth.federation.mappings]]`);
+    /// an identity no rule matches is refused.
     #[serde(default)]
     pub mappings: Vec<GroupMapping>,
 }
@@ -78,14 +82,16 @@ fn default_subject_prefix() -> String {
 }
 
 /// Members of `group` get `scopes` and at least `clearance`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupMapping {
     /// The group id or name as it appears in the `groups` claim.
     pub group: String,
-    /// Scopes granted.
+    /// Scopes granted to members.
     pub scopes: Vec<String>,
-    /// Clearance granted.
+    /// Clearance granted to members: `public`, `internal`, `restricted`
+    /// or `controlled`.
+    #[schemars(schema_with = "crate::config::clearance_schema")]
     pub clearance: Clearance,
 }
 

@@ -63,18 +63,20 @@ pub const MAX_PRIVATE_KEY_FILE_BYTES: u64 = 64 * 1024;
 /// Most keys (active plus still-published retired ones) in a ring.
 pub const MAX_KEYS: usize = 64;
 
-/// Key-ring settings (the `[signing]` table of the server config).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// Key-ring settings (the `[auth.signing]` table of the server config).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SigningConfig {
-    /// RSA modulus size of new keys: 2048, 3072 (default) or 4096.
+    /// RSA modulus size of new signing keys, in bits: 2048, 3072 or 4096.
     #[serde(deserialize_with = "de_bits")]
+    #[schemars(extend("enum" = [2048, 3072, 4096]))]
     pub bits: u32,
-    /// Age at which the active key is replaced, in seconds (default 30
-    /// days, at least [`MIN_ROTATE_AFTER_SECS`]).
+    /// Age at which the active key is replaced by a new one, in seconds
+    /// (at least 3600, [`MIN_ROTATE_AFTER_SECS`]).
     pub rotate_after_secs: u64,
-    /// How long a retired key's public half stays published, in seconds
-    /// (default and minimum [`MIN_PUBLISH_AFTER_RETIRE_SECS`]).
+    /// How long a retired key's public half stays in the JWKS, in seconds
+    /// (at least 3660, the longest token lifetime plus clock skew,
+    /// [`MIN_PUBLISH_AFTER_RETIRE_SECS`]).
     pub publish_after_retire_secs: u64,
 }
 

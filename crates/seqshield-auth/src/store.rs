@@ -199,6 +199,48 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database read-only, for inspection (`seqshield
+    /// doctor`): nothing is created, migrated or written, and a schema
+    /// other than this build's is refused. A missing file is an
+    /// [`StoreError::Io`] with kind `NotFound`.
+    ///
+    /// While no writer has the database open (no `-wal` file beside it),
+    /// it is read as immutable, so not even the `-wal` and `-shm` files a
+    /// WAL reader needs are created; otherwise it shares the writer's.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        std::fs::metadata(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+        let sql = |source| StoreError::Sqlite { path: path.to_owned(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let immutable = path.to_str().filter(|_| !Path::new(&wal).exists()).map(|p| {
+            // RFC 3986 escapes for the characters SQLite's URI parser treats specially.
+            let escaped: String = p
+                .chars()
+                .map(|c| match c {
+                    '%' | '?' | '#' => format!("%{:02X}", c as u32),
+                    c => c.to_string(),
+                })
+                .collect();
+            format!("file:{escaped}?immutable=1")
+        });
+        let conn = match immutable {
+            Some(uri) => Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI),
+            None => Connection::open_with_flags(path, flags),
+        }
+        .map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql)?;
+        match found {
+            schema::VERSION => {}
+            v if v > schema::VERSION => return Err(StoreError::SchemaTooNew { path: path.to_owned(), found: v }),
+            _ => return Err(StoreError::Corrupt { path: path.to_owned(), what: "schema version" }),
+        }
+        let store = Self { path: path.to_owned(), conn: Mutex::new(conn), revoked: RwLock::new(HashSet::new()) };
+        store.reload_revoked()?;
+        Ok(store)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -330,6 +372,34 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         Store::open(&path).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// `seqshield doctor` must never create or migrate a database.
+    #[test]
+    fn read_only_open_reads_and_never_writes() {
+        let (dir, s) = store();
+        s.revoke_jti("j1", u64::MAX / 2).unwrap();
+        drop(s);
+        let data = dir.path().join("data");
+        let ro = Store::open_read_only(&data.join(DB_FILE)).unwrap();
+        assert!(ro.is_revoked("j1"));
+        assert!(ro.list_users().unwrap().is_empty());
+        assert!(ro.revoke_jti("j2", 1).is_err(), "a read-only store refuses writes");
+        drop(ro);
+        let files: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, [DB_FILE], "no -wal or -shm file is left behind");
+        // Beside a writer, it reads what the writer committed.
+        let writer = Store::open(&data.join(DB_FILE)).unwrap();
+        writer.revoke_jti("j3", u64::MAX / 2).unwrap();
+        let ro = Store::open_read_only(&data.join(DB_FILE)).unwrap();
+        assert!(ro.is_revoked("j3"));
+        drop((ro, writer));
+        let missing = Store::open_read_only(&dir.path().join("nope.db")).unwrap_err();
+        assert!(matches!(missing, StoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound));
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(Store::open_read_only(&empty), Err(StoreError::Corrupt { .. })), "no schema is created");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
     }
 
     #[test]

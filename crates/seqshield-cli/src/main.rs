@@ -81,6 +81,12 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run the gateway: the token service and API behind strict TLS 1.3.
     Serve(cmd::serve::ServeArgs),
+    /// Check the gateway's settings as `serve` loads them, or print their schema.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
+    /// List every setting or default of a gateway weaker than production,
+    /// with how to fix it (changes nothing).
+    Doctor(cmd::doctor::DoctorArgs),
     /// Manage login accounts of a gateway's data directory.
     #[command(subcommand)]
     User(cmd::admin::UserCommand),
@@ -209,6 +215,8 @@ fn main() -> ExitCode {
         Command::ImportC4gh(a) => cmd::c4gh::import(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),
+        Command::Config(c) => cmd::config::run(&ctx, c),
+        Command::Doctor(a) => cmd::doctor::run(&ctx, a),
         Command::User(c) => cmd::admin::user(&ctx, c),
         Command::Client(c) => cmd::admin::client(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),

@@ -196,3 +196,65 @@ fn schemathesis_finds_no_server_error() {
         .unwrap();
     assert!(!out.status.success() && contains(&out.stdout, "CERTIFICATE_VERIFY_FAILED"), "{}", show(&out));
 }
+
+/// Test cases per operation for the whole gateway's document.
+const GATEWAY_FUZZ_EXAMPLES: &str = "40";
+
+#[test]
+fn schemathesis_finds_no_server_error_on_any_gateway_route() {
+    let Some(st) = venv_tool("schemathesis", &["--version"], "schemathesis") else { return };
+    let (site, home, token) = logged_in();
+    // A real object and a real task, so that some cases get past the 404s.
+    let input = home.path().join("seed.txt");
+    std::fs::write(&input, "ACGT\n".repeat(100)).unwrap();
+    let put: Value = serde_json::from_str(&store(
+        home.path(),
+        &site,
+        &["put", "--classification", "internal", input.to_str().unwrap()],
+    ))
+    .unwrap();
+    let obj = put["object"]["id"].as_str().unwrap().to_owned();
+    let task = finished_task(&site, &token);
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("gateway-fuzz.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "headers = {{ Authorization = \"Bearer ${{SEQSHIELD_TES_TOKEN}}\" }}\n\
+             [dictionaries.ids]\nvalues = [\"{obj}\", \"{task}\"]\n\
+             [parameters]\n\"path.id\" = {{ dictionary = \"ids\", probability = 0.5 }}\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = StdCommand::new(&st)
+        .current_dir(work.path())
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(format!("{}/openapi.json", site.gw.url))
+        .arg("--tls-verify")
+        .arg(&site.gw.cert)
+        .args(["--checks", "not_a_server_error"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", GATEWAY_FUZZ_EXAMPLES, "--seed", FUZZ_SEED])
+        .args(["--generation-database", "none", "--workers", "2", "--request-timeout", "30", "--no-color"])
+        .env("SEQSHIELD_TES_TOKEN", &token)
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .unwrap();
+    eprintln!("schemathesis (whole gateway) ran {:.0?}", started.elapsed());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis found server errors: {}", show(&out));
+    assert!(!contains(&out.stdout, &token), "schemathesis printed the token");
+    // It really went through the document: every path was exercised.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let doc: Value = rt.block_on(async {
+        browser(&site.gw).get(format!("{}/openapi.json", site.gw.url)).send().await.unwrap().json().await.unwrap()
+    });
+    let paths = doc["paths"].as_object().unwrap().len();
+    assert!(paths >= 25, "{paths} paths");
+    assert!(stdout.contains("not_a_server_error"), "{stdout}");
+}

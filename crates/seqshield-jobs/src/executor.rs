@@ -20,7 +20,7 @@ use crate::slurm::{JobStatus, SbatchJob, Slurm, SlurmJobId};
 use crate::tes::TesState;
 
 /// Which executor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Child processes on this host.
@@ -31,15 +31,18 @@ pub enum Kind {
 }
 
 /// The `[jobs.executor]` table.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutorConfig {
-    /// `local` or `slurm`.
+    /// `local` (child processes on the gateway's host) or `slurm` (sbatch
+    /// jobs).
     pub kind: Kind,
     /// Local: workers at once (default: the host's cores).
+    #[schemars(extend("x-default-text" = "the host's cores"))]
     pub local_slots: usize,
     /// Local: the cores placement counts as on-prem capacity (default: the
     /// host's cores).
+    #[schemars(extend("x-default-text" = "the host's cores"))]
     pub local_cores: u32,
     /// Slurm: `SLURM_CONF` for the client commands (default: theirs).
     pub slurm_conf: Option<PathBuf>,
@@ -47,7 +50,7 @@ pub struct ExecutorConfig {
     pub onprem_partition: String,
     /// Slurm: the partition for `cloud`.
     pub cloud_partition: String,
-    /// Seconds between looks at the executor.
+    /// Seconds between looks at the executor's view of started tasks.
     pub poll_secs: u64,
 }
 

@@ -50,19 +50,21 @@ pub const META_EXECUTOR: &str = "seqshield.executor";
 pub const META_CLASSIFICATION: &str = "seqshield.classification";
 
 /// The `[jobs]` table of the gateway configuration.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
-    /// Refuse members TES does not define (on by default).
+    /// Refuse (400, naming it) a task member TES 1.1 does not define.
     pub strict: bool,
-    /// Approved images; none: the embedded `policy/images.toml`.
+    /// Approved images and their commands; none: the embedded
+    /// `policy/images.toml`.
     pub images: Option<PathBuf>,
-    /// Placement policy; none: the embedded `policy/placement.toml`.
+    /// Placement policy (on-prem or cloud by classification, queue wait,
+    /// budget); none: the embedded `policy/placement.toml`.
     pub placement: Option<PathBuf>,
-    /// How long a signed manifest stays usable, seconds (the worker must
+    /// How long a signed manifest stays usable, in seconds (the worker must
     /// start before then).
     pub manifest_ttl_secs: u64,
-    /// The executor (`[jobs.executor]`).
+    /// Where workers run (`[jobs.executor]`).
     pub executor: ExecutorConfig,
     /// Most tasks queued or running at once (more are refused with 503).
     pub max_active: usize,

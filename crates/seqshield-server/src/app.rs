@@ -2,18 +2,25 @@
 //!
 //! From the outside in:
 //!
-//! 1. security headers: `Strict-Transport-Security: max-age=31536000`,
+//! 1. request id ([`crate::request_id`]): `X-Request-Id` kept or made,
+//!    echoed, and a `request` tracing span around the rest;
+//! 2. access log and HTTP metrics ([`crate::access`]), which see the final
+//!    status;
+//! 3. rate limiting ([`crate::ratelimit`]): 429 with `Retry-After` from an
+//!    empty global or per-client bucket; a 401 or 403 answer tightens the
+//!    client's limits; `/healthz` is exempt;
+//! 4. security headers: `Strict-Transport-Security: max-age=31536000`,
 //!    `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` (always);
 //!    `Referrer-Policy: no-referrer`, `Cache-Control: no-store` and
 //!    `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`
 //!    unless the route set its own;
-//! 2. JSON errors: a 404, 405, 408, 413 or 500 whose body is empty or plain
+//! 5. JSON errors: a 404, 405, 408, 413 or 500 whose body is empty or plain
 //!    text (axum's and tower-http's defaults) gets a stable JSON body;
-//! 3. a panic catcher: a panicking handler answers 500
+//! 6. a panic catcher: a panicking handler answers 500
 //!    `{"error":"server_error"}`, never the panic text (release builds
 //!    abort on panic instead, see the workspace profile);
-//! 4. a request timeout (408);
-//! 5. a body limit for extractors (`Json`, `Bytes`, `Form`, `String`): 413.
+//! 7. a request timeout (408);
+//! 8. a body limit for extractors (`Json`, `Bytes`, `Form`, `String`): 413.
 //!    A route that must take more sets its own
 //!    [`axum::extract::DefaultBodyLimit`]; one that streams
 //!    [`axum::body::Body`] itself must bound what it reads.
@@ -21,12 +28,16 @@
 //! The client's address is available to handlers as
 //! `axum::extract::ConnectInfo<std::net::SocketAddr>` when served by
 //! [`crate::serve()`].
+//!
+//! With a scrape token in its [`Operations`], the app also serves
+//! `GET /metrics` ([`crate::metrics`]).
 
 use std::any::Any;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Response, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -35,28 +46,50 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::ServerSettings;
+use crate::metrics;
+use crate::operations::Operations;
+use crate::ratelimit::{self, MonotonicClock, RateLimiter};
 
 /// `Strict-Transport-Security` value: one year (RFC 6797 §6.1.1).
 pub const HSTS: &str = "max-age=31536000";
 /// Default `Content-Security-Policy`: the API serves no active content.
 pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// The liveness route (never rate limited).
+pub const HEALTHZ_PATH: &str = "/healthz";
 
 /// [`app_with`] with the default [`ServerSettings`] limits.
 pub fn app(routes: Router) -> Router {
     app_with(routes, &ServerSettings::default())
 }
 
+/// [`app_with_operations`] with no audit sink, a private metrics registry
+/// and no `/metrics` route.
+pub fn app_with(routes: Router, settings: &ServerSettings) -> Router {
+    app_with_operations(routes, settings, Operations::default())
+}
+
 /// Wraps `routes` in the gateway's middleware (see the module docs), adds
-/// `GET /healthz` → `{"status":"ok"}` and a JSON 404 fallback.
+/// `GET /healthz` → `{"status":"ok"}`, `GET /metrics` when `ops` has a
+/// scrape token, and a JSON 404 fallback.
 ///
 /// # Panics
 ///
-/// If `routes` already has a `/healthz` route (a programming error, at
-/// start-up, like any axum route overlap).
-pub fn app_with(routes: Router, settings: &ServerSettings) -> Router {
+/// If `routes` already has a `/healthz` route, or a `/metrics` route and
+/// `ops` a scrape token (a programming error, at start-up, like any axum
+/// route overlap).
+pub fn app_with_operations(routes: Router, settings: &ServerSettings, ops: Operations) -> Router {
     let body_limit = usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX);
+    let metrics = ops.metrics.unwrap_or_default();
+    let clock = ops.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
+    let mut limiter = RateLimiter::new(settings.rate_limit.clone(), clock).with_metrics(&metrics);
+    if let Some(sink) = ops.audit {
+        limiter = limiter.with_audit(sink);
+    }
+    let mut routes = routes.route(HEALTHZ_PATH, get(healthz));
+    if let Some(token) = ops.scrape_token {
+        routes = routes.merge(metrics::router(metrics.clone(), token));
+    }
     routes
-        .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout()))
@@ -71,6 +104,17 @@ pub fn app_with(routes: Router, settings: &ServerSettings) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS)))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(limiter), ratelimit::middleware))
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::access::middleware))
+        .layer(axum::middleware::from_fn(crate::request_id::middleware))
+}
+
+/// Sets [`security_headers`] on a response made outside the header layers
+/// (the rate limiter's 429).
+pub(crate) fn insert_security_headers(headers: &mut HeaderMap) {
+    for (name, value) in security_headers() {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
 }
 
 /// A JSON error response `{"error": code}` plus `error_description` when

@@ -248,14 +248,13 @@ pub fn load_or_create(
         return Ok(id);
     }
     let id = self_signed(&data_dir.join(TLS_DIR), &names, now)?;
-    crate::logging::weak_default(
-        "self_signed_certificate",
-        &format!(
-            "serving a SELF-SIGNED certificate ({}, spki sha256 {}): clients must pin it; set server.tls_cert and server.tls_key for production",
-            id.info.cert_path.display(),
-            id.info.spki_sha256
-        ),
-    );
+    // The weakness itself is one of `seqshield doctor`'s findings, which
+    // `serve` logs at start; this says what to pin.
+    crate::logging::notice(&format!(
+        "serving the self-signed certificate {}: clients pin spki sha256 {}",
+        id.info.cert_path.display(),
+        id.info.spki_sha256
+    ));
     Ok(id)
 }
 

@@ -15,6 +15,15 @@
 //!   panic catcher, security headers, JSON errors, `GET /healthz`.
 //! - [`serve()`] and [`Gateway`]: binding, connection limit, header limits,
 //!   graceful shutdown.
+//! - [`ratelimit`]: global and per-client token buckets that tighten for
+//!   clients with repeated 401/403 answers; trips go to the audit log.
+//! - [`metrics`]: the Prometheus registry and `GET /metrics`, opened by the
+//!   scrape token in `DATA/metrics.token`.
+//! - [`request_id`] and [`access`]: an `X-Request-Id` and a tracing span
+//!   per request, one access-log event per answer.
+//! - [`Operations`]: what the middleware needs beyond the settings (audit
+//!   sink, metrics, scrape token, clock), given to
+//!   [`Gateway::with_operations`].
 //!
 //! # Example
 //!
@@ -40,6 +49,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod cert;
 pub mod config;
@@ -47,9 +57,15 @@ pub mod data;
 pub mod error;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
+pub mod openapi;
+pub mod operations;
+pub mod ratelimit;
+pub mod request_id;
 pub mod serve;
 pub mod tls;
 
-pub use app::{app, app_with};
+pub use app::{app, app_with, app_with_operations};
 pub use error::ServerError;
+pub use operations::Operations;
 pub use serve::{serve, shutdown_signal, Gateway};

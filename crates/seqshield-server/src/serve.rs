@@ -21,6 +21,7 @@ use rustls::pki_types::CertificateDer;
 use crate::cert::{self, CertInfo, TlsIdentity};
 use crate::config::{ServerSettings, MIN_MAX_HEADER_BYTES};
 use crate::error::ServerError;
+use crate::operations::Operations;
 
 /// Time a client has to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +43,7 @@ pub struct Gateway {
     local_addr: SocketAddr,
     settings: ServerSettings,
     identity: TlsIdentity,
+    ops: Operations,
 }
 
 impl Gateway {
@@ -57,7 +59,14 @@ impl Gateway {
         let identity = cert::load_or_create(data_dir, settings, local_addr)?;
         // Fail here, not on the first handshake, if rustls refuses the pair.
         crate::tls::server_config(&identity)?;
-        Ok(Self { listener, local_addr, settings: settings.clone(), identity })
+        Ok(Self { listener, local_addr, settings: settings.clone(), identity, ops: Operations::default() })
+    }
+
+    /// Serves with `ops`: the audit sink for rate-limit trips, the metrics
+    /// registry, the scrape token that opens `/metrics`.
+    pub fn with_operations(mut self, ops: Operations) -> Self {
+        self.ops = ops;
+        self
     }
 
     /// The address actually bound.
@@ -102,16 +111,18 @@ impl Gateway {
         &self.settings
     }
 
-    /// Serves `routes` wrapped in [`crate::app_with`] until `shutdown`
-    /// resolves, then stops accepting and gives in-flight requests
-    /// [`SHUTDOWN_GRACE`] to finish.
+    /// Serves `routes` wrapped in [`crate::app_with_operations`] until
+    /// `shutdown` resolves, then stops accepting (the listening socket is
+    /// closed: new connections are refused) and gives in-flight requests
+    /// [`SHUTDOWN_GRACE`] to finish; connections still open then are
+    /// closed, aborting what they carry.
     pub async fn serve<F>(self, routes: Router, shutdown: F) -> Result<(), ServerError>
     where
         F: Future<Output = ()> + Send,
     {
         let tls = crate::tls::server_config(&self.identity)?;
         let s = &self.settings;
-        let app = crate::app::app_with(routes, s);
+        let app = crate::app::app_with_operations(routes, s, self.ops);
         let guard = conn::GuardAcceptor::new(s.max_connections, s.request_timeout() + IDLE_GRACE);
         let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
             .handshake_timeout(TLS_HANDSHAKE_TIMEOUT)

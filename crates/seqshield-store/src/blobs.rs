@@ -16,13 +16,13 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::StoreError;
 
 /// One backend, as written in the gateway's configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BackendConfig {
     /// A directory on a local (or mounted) file system.
@@ -32,14 +32,15 @@ pub enum BackendConfig {
     },
     /// An Azure Blob Storage container.
     Azure {
-        /// The storage account.
+        /// The storage account (`devstoreaccount1` for the emulator).
         account: String,
         /// The container (must exist).
         container: String,
         /// A file holding the account's shared key (base64), read at start.
         #[serde(default)]
         access_key_file: Option<PathBuf>,
-        /// A non-default endpoint (`https://…`).
+        /// A non-default endpoint (`https://…`; with `insecure_emulator`, a
+        /// loopback `http://` one, default the local Azurite).
         #[serde(default)]
         endpoint: Option<String>,
         /// The Azurite emulator: its well-known, public account key and
@@ -54,7 +55,7 @@ pub enum BackendConfig {
         bucket: String,
         /// The region.
         region: String,
-        /// A non-default endpoint (`https://…`).
+        /// A non-default endpoint (`https://…`), e.g. an S3-compatible service.
         #[serde(default)]
         endpoint: Option<String>,
         /// A file holding `ACCESS_KEY_ID:SECRET_ACCESS_KEY`; without it the

@@ -60,10 +60,10 @@ fn default_backend() -> BackendConfig {
 }
 
 /// A replica store (for cloud bursting).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaConfig {
-    /// Where its bytes go.
+    /// Where its bytes go: a backend table as for `store.backend`.
     pub backend: BackendConfig,
     /// An RSA public key (PEM, SPKI) of the replica side's KEK: copies are
     /// re-wrapped for it and made self-contained (header and trailer blobs).
@@ -73,31 +73,37 @@ pub struct ReplicaConfig {
 }
 
 /// The `[store]` section of the gateway's configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` or `postgres://…`; default `sqlite://DATA_DIR/store.db`.
+    /// The metadata database: `sqlite://PATH` or `postgres://USER@HOST/DB`;
+    /// none: `sqlite://DATA/store.db`. Migrations run at start.
     #[serde(default)]
     pub database: Option<String>,
-    /// A storage policy file; default: the embedded policy.
+    /// A storage policy file (per classification: encrypted or not, KEK
+    /// custody, replication); none: the embedded policy. A relative path is
+    /// taken from the data directory.
     #[serde(default)]
     pub policy: Option<PathBuf>,
-    /// Where object bytes go; default: `DATA_DIR/objects` on local disk.
+    /// Where object bytes go (`kind` = `local`, `azure` or `s3`); relative
+    /// local paths are taken from the data directory.
     #[serde(default = "default_backend")]
     pub backend: BackendConfig,
-    /// Plaintext bytes per segment (1 KiB to 16 MiB).
+    /// Plaintext bytes per segment, 1024 to 16777216 (16 MiB).
     #[serde(default = "default_segment_size")]
     pub segment_size: u32,
-    /// Segments per transfer part (a power of two, 1 to 4096).
+    /// Segments per transfer part: a power of two, 1 to 4096, with at most
+    /// 256 MiB per part.
     #[serde(default = "default_part_segments")]
     pub part_segments: u32,
-    /// Largest object accepted.
+    /// Largest object accepted, in plaintext bytes.
     #[serde(default = "default_max_object_bytes")]
     pub max_object_bytes: u64,
-    /// Uploads idle this long are shredded.
+    /// Uploads idle this many hours are shredded (at least 1).
     #[serde(default = "default_upload_expiry_hours")]
     pub upload_expiry_hours: u64,
-    /// Named replica stores (`seqshield sync --to NAME`).
+    /// Named replica stores (`[store.replicas.NAME]`, for `seqshield sync
+    /// --to NAME`); names are 1 to 64 of A-Z a-z 0-9 . _ -.
     #[serde(default)]
     pub replicas: BTreeMap<String, ReplicaConfig>,
 }

@@ -31,9 +31,9 @@ use crate::kek::{KekArgs, LoadedKek};
 use crate::Ctx;
 
 /// Directory of the default file KEK, under the data directory.
-const KEK_DIR: &str = "kek";
+pub const KEK_DIR: &str = "kek";
 /// File holding the generated passphrase of the default file KEK.
-const EMBEDDED_PASSPHRASE_FILE: &str = "passphrase";
+pub const EMBEDDED_PASSPHRASE_FILE: &str = "passphrase";
 /// Random bytes in a generated passphrase (hex-encoded: 64 characters).
 const EMBEDDED_PASSPHRASE_BYTES: usize = 32;
 /// The audit log directory, under the data directory.
@@ -63,11 +63,11 @@ pub struct ServeArgs {
 pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
     logging::init(ctx.json);
     create_private_dir(&a.data_dir)?;
-    let mut cfg = Config::load(&a.data_dir, a.config.as_deref())?;
-    if let Some(listen) = a.listen {
-        cfg.server.listen = listen;
+    let cfg = super::config::load(&a.data_dir, a.config.as_deref(), a.listen)?;
+    // Every setting or default weaker than production, as `seqshield doctor` lists them.
+    for f in super::doctor::findings(&cfg, &a.data_dir, &a.kek) {
+        logging::weak_default(f.id, &f.message());
     }
-    cfg.validate()?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(serve(ctx, &a, cfg))
@@ -97,9 +97,12 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     jobs.start();
     let routes = seqshield_auth::http::router(svc.clone())
         .merge(seqshield_server::data::router(store, max_part).layer(axum::Extension(svc.clone())))
-        .merge(seqshield_server::jobs::router(jobs).layer(axum::Extension(svc)));
+        .merge(seqshield_server::jobs::router(jobs).layer(axum::Extension(svc)))
+        .merge(seqshield_server::openapi::router());
+    let scrape = seqshield_server::metrics::ScrapeToken::load_or_create(&a.data_dir)?;
+    let ops = seqshield_server::Operations::new().audit(audit.clone()).scrape_token(scrape);
     announce(ctx, &gateway)?;
-    let served = gateway.serve(routes, seqshield_server::shutdown_signal()).await;
+    let served = gateway.with_operations(ops).serve(routes, seqshield_server::shutdown_signal()).await;
     // A last signed head over everything the gateway logged.
     if let Some(e) = tokio::task::spawn_blocking(move || heads.stop()).await.ok().flatten() {
         logging::warn(&format!("the last signed tree head failed: {e}"));
@@ -174,14 +177,6 @@ async fn open_store(
     audit: Arc<seqshield_audit::AuditLog>,
 ) -> Result<Arc<seqshield_store::Store>> {
     let in_hsm = kek.in_hsm();
-    for (name, r) in &cfg.store.replicas {
-        if r.backend.is_insecure() {
-            logging::weak_default(
-                "insecure_emulator",
-                &format!("replica store {name} is the Azurite emulator over plain HTTP with its public key"),
-            );
-        }
-    }
     let store = seqshield_store::Store::open(
         cfg.store.clone(),
         data_dir,
@@ -314,13 +309,6 @@ fn open_kek(a: &ServeArgs) -> Result<(LoadedKek, Option<Zeroizing<String>>)> {
         Some(p) => p,
         None => embedded_passphrase(&dir, exists)?,
     };
-    logging::weak_default(
-        "file_kek",
-        &format!(
-            "the KEK is an RSA-4096 key file in {}; production should keep it in an HSM (--pkcs11-module)",
-            dir.display()
-        ),
-    );
     let kek = if exists {
         FileKek::open(&dir, pass.as_bytes()).with_context(|| format!("cannot open the KEK in {}", dir.display()))?
     } else {
@@ -346,20 +334,8 @@ fn explicit_passphrase(k: &KekArgs) -> Result<Option<Zeroizing<String>>> {
 /// that file was made with an operator's passphrase, which is then required.
 fn embedded_passphrase(dir: &Path, kek_exists: bool) -> Result<Zeroizing<String>> {
     let path = dir.join(EMBEDDED_PASSPHRASE_FILE);
-    let warn = || {
-        logging::weak_default(
-            "embedded_passphrase",
-            &format!(
-                "the KEK passphrase is the EMBEDDED DEFAULT stored in {} next to the key: anyone who can read the data \
-                 directory can unwrap every data key. For production give --passphrase-file or $SEQSHIELD_PASSPHRASE, \
-                 or use a PKCS#11 HSM",
-                path.display()
-            ),
-        )
-    };
     if path.exists() {
         refuse_shared(&path)?;
-        warn();
         return read_secret_file(&path);
     }
     if kek_exists {
@@ -377,7 +353,6 @@ fn embedded_passphrase(dir: &Path, kek_exists: bool) -> Result<Zeroizing<String>
     // Never replace a passphrase another process wrote meanwhile.
     tmp.persist_noclobber(&path).map_err(|e| e.error).with_context(|| format!("cannot create {}", path.display()))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
-    warn();
     Ok(pass)
 }
 

@@ -11,7 +11,7 @@ use axum::Router;
 use rustls::pki_types::CertificateDer;
 use seqshield_server::cert::CertInfo;
 use seqshield_server::config::ServerSettings;
-use seqshield_server::{Gateway, ServerError};
+use seqshield_server::{Gateway, Operations, ServerError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -49,9 +49,19 @@ impl Running {
 
     /// Asks for a graceful shutdown and waits for it.
     pub async fn stop(mut self) {
+        self.begin_stop();
+        self.join().await;
+    }
+
+    /// Asks for a graceful shutdown without waiting for it.
+    pub fn begin_stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Waits for the gateway to stop (after [`Running::begin_stop`]).
+    pub async fn join(mut self) {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
@@ -68,10 +78,15 @@ impl Drop for Running {
 
 /// Binds and serves [`test_routes`] in the background.
 pub async fn start(data_dir: &Path, settings: ServerSettings) -> Running {
-    let gw = Gateway::bind(&settings, data_dir).expect("gateway binds");
+    start_with(data_dir, settings, test_routes(), Operations::new()).await
+}
+
+/// Binds and serves `routes` with `ops` in the background.
+pub async fn start_with(data_dir: &Path, settings: ServerSettings, routes: Router, ops: Operations) -> Running {
+    let gw = Gateway::bind(&settings, data_dir).expect("gateway binds").with_operations(ops);
     let (addr, cert, info) = (gw.local_addr(), gw.cert_der().clone(), gw.certificate().clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(gw.serve(test_routes(), async move {
+    let task = tokio::spawn(gw.serve(routes, async move {
         let _ = rx.await;
     }));
     Running { addr, cert, info, stop: Some(tx), task: Some(task) }

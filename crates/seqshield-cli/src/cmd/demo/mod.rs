@@ -100,10 +100,19 @@ impl Gateway {
             }
         }
         let err = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child =
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err).spawn().context("cannot start seqshield serve")?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .context("cannot start seqshield serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let mut g = Self { child: Some(child), url: Url::parse("https://127.0.0.1/")?, cert: PathBuf::new(), cert_sha256: String::new() };
+        let mut g = Self {
+            child: Some(child),
+            url: Url::parse("https://127.0.0.1/")?,
+            cert: PathBuf::new(),
+            cert_sha256: String::new(),
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -273,11 +282,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<()> {
     let data = work.join("data");
     let home = work.join("home");
     fs::create_dir_all(&home)?;
-    let client_env: Vec<(&str, &Path)> = vec![
-        ("XDG_CONFIG_HOME", &home),
-        ("XDG_STATE_HOME", &home),
-        ("HOME", &home),
-    ];
+    let client_env: Vec<(&str, &Path)> = vec![("XDG_CONFIG_HOME", &home), ("XDG_STATE_HOME", &home), ("HOME", &home)];
     let t_all = Instant::now();
     let mut timings = serde_json::Map::new();
     let note = |s: &str| {
@@ -296,14 +301,36 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<()> {
     let user = sq(
         &exe,
         &[],
-        os!["user", "add", "--data-dir", &data, USER, "--password-file", &pw_file, "--scopes", SCOPES, "--clearance", "restricted"],
+        os![
+            "user",
+            "add",
+            "--data-dir",
+            &data,
+            USER,
+            "--password-file",
+            &pw_file,
+            "--scopes",
+            SCOPES,
+            "--clearance",
+            "restricted"
+        ],
     )?;
     let uri = user["otpauth_uri"].as_str().context("user add printed no otpauth URI")?;
     let secret = totp_secret(uri)?;
     sq(
         &exe,
         &[],
-        os!["client", "add", "--data-dir", &data, CLIENT, "--redirect-uri", "http://127.0.0.1/callback", "--scopes", SCOPES],
+        os![
+            "client",
+            "add",
+            "--data-dir",
+            &data,
+            CLIENT,
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scopes",
+            SCOPES
+        ],
     )?;
 
     // 2. The gateway, and a login through PKCE with TOTP.
@@ -335,14 +362,27 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<()> {
         let v = sq(
             &exe,
             &client_env,
-            os!["put", "--server", gw.url.as_str(), "--ca-cert", &gw.cert, "--classification", "restricted", "--dataset", "demo", &path],
+            os![
+                "put",
+                "--server",
+                gw.url.as_str(),
+                "--ca-cert",
+                &gw.cert,
+                "--classification",
+                "restricted",
+                "--dataset",
+                "demo",
+                &path
+            ],
         )?;
         inputs.push(v["object"].clone());
     }
     let upload_secs = t0.elapsed().as_secs_f64();
     timings.insert("upload_seconds".into(), json!(upload_secs));
-    let ids: Vec<String> =
-        inputs.iter().map(|o| o["id"].as_str().map(str::to_owned).context("put printed no id")).collect::<Result<_>>()?;
+    let ids: Vec<String> = inputs
+        .iter()
+        .map(|o| o["id"].as_str().map(str::to_owned).context("put printed no id"))
+        .collect::<Result<_>>()?;
 
     // 4. The pipeline, bare and through seqshield, in turn.
     let api = gw.args().connect_anonymous()?.with_bearer(&access, TokenSource::Saved(token_path.clone()))?;
@@ -367,7 +407,8 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<()> {
     note("fetching the call set");
     let calls = work.join("calls.vcf");
     let t0 = Instant::now();
-    let fetched = sq(&exe, &client_env, os!["get", "--server", gw.url.as_str(), "--ca-cert", &gw.cert, &calls_id, "-o", &calls])?;
+    let fetched =
+        sq(&exe, &client_env, os!["get", "--server", gw.url.as_str(), "--ca-cert", &gw.cert, &calls_id, "-o", &calls])?;
     timings.insert("fetch_seconds".into(), json!(t0.elapsed().as_secs_f64()));
     let object = sq(&exe, &client_env, os!["ls", "--server", gw.url.as_str(), "--ca-cert", &gw.cert])?;
     let calls_object = object["objects"]
@@ -535,7 +576,11 @@ fn human(r: &Value) -> String {
     if !weak.is_empty() {
         s += "\nweaker than production (embedded defaults; `seqshield doctor` explains each)\n";
         for x in weak {
-            s += &format!("  {:<22} {}\n", x["id"].as_str().unwrap_or_default(), x["message"].as_str().unwrap_or_default());
+            s += &format!(
+                "  {:<22} {}\n",
+                x["id"].as_str().unwrap_or_default(),
+                x["message"].as_str().unwrap_or_default()
+            );
         }
     }
     s += &format!(

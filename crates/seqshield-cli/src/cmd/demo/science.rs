@@ -38,14 +38,18 @@ pub fn steps(root: &str, threads: u16) -> Vec<Step> {
             Some(p("work/aln.sam")),
         ),
         step(&["samtools", "sort", "-@", &t, "-o", &p("work/aln.bam"), &p("work/aln.sam")], None),
-        step(&["bcftools", "mpileup", "-f", &p("ref/ref.fa"), "-Ou", "-o", &p("work/pile.bcf"), &p("work/aln.bam")], None),
+        step(
+            &["bcftools", "mpileup", "-f", &p("ref/ref.fa"), "-Ou", "-o", &p("work/pile.bcf"), &p("work/aln.bam")],
+            None,
+        ),
         step(&["bcftools", "call", "--ploidy", "1", "-mv", "-o", &p("out/calls.vcf"), &p("work/pile.bcf")], None),
     ]
 }
 
 /// The input files the pipeline reads, as (file in the data set, path
 /// under the root).
-pub const INPUTS: &[(&str, &str)] = &[("ref.fa", "ref/ref.fa"), ("reads_1.fq", "reads/r1.fq"), ("reads_2.fq", "reads/r2.fq")];
+pub const INPUTS: &[(&str, &str)] =
+    &[("ref.fa", "ref/ref.fa"), ("reads_1.fq", "reads/r1.fq"), ("reads_2.fq", "reads/r2.fq")];
 /// The call set, under the root.
 pub const OUTPUT: &str = "out/calls.vcf";
 
@@ -55,7 +59,9 @@ pub fn tes_task(ids: &[String], threads: u16) -> Value {
     let inputs: Vec<Value> = INPUTS
         .iter()
         .zip(ids)
-        .map(|((name, at), id)| json!({"name": name, "url": format!("seqshield://{id}"), "path": format!("/data/{at}")}))
+        .map(
+            |((name, at), id)| json!({"name": name, "url": format!("seqshield://{id}"), "path": format!("/data/{at}")}),
+        )
         .collect();
     let executors: Vec<Value> = steps("/data", threads)
         .into_iter()
@@ -195,7 +201,8 @@ mod tests {
     #[test]
     fn scores_exact_matches_above_the_quality_floor() {
         let truth: BTreeSet<Key> = [k(10, "A", "G"), k(20, "AT", "A"), k(30, "C", "T")].into();
-        let calls = vec![(k(10, "A", "G"), 99.0), (k(20, "AT", "A"), 50.0), (k(40, "G", "C"), 30.0), (k(30, "C", "T"), 5.0)];
+        let calls =
+            vec![(k(10, "A", "G"), 99.0), (k(20, "AT", "A"), 50.0), (k(40, "G", "C"), 30.0), (k(30, "C", "T"), 5.0)];
         let s = score(&truth, &calls);
         assert_eq!((s.calls, s.true_positives, s.false_positives, s.false_negatives), (3, 2, 1, 1));
         assert_eq!((s.snps, s.indels), (2, 1));

@@ -178,7 +178,7 @@ fn sign_in(
             bail!("the TOTP step answered {} instead of redirecting", resp.status());
         }
         let to = resp.headers().get(LOCATION).context("redirect without Location")?.to_str()?;
-        Ok(Url::parse(to).context("the gateway redirected to a malformed URL")?)
+        Url::parse(to).context("the gateway redirected to a malformed URL")
     })
 }
 
