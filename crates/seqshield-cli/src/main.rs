@@ -77,7 +77,9 @@ enum Command {
     /// Convert a GA4GH Crypt4GH v1 file into a seqshield object.
     #[command(name = "import-c4gh")]
     ImportC4gh(cmd::c4gh::ImportArgs),
-    /// End-to-end tour on the real E. coli 536 genome.
+    /// The whole story against a real `serve` on embedded defaults: TOTP login through PKCE,
+    /// encrypted upload, the variant-calling pipeline as a TES task (and bare, for the
+    /// overhead), the fetched call set scored against the planted truth, the verified audit log.
     Demo(cmd::demo::DemoArgs),
     /// Run the gateway: the token service and API behind strict TLS 1.3.
     Serve(cmd::serve::ServeArgs),
