@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod admin;
+pub mod annotate;
 pub mod audit;
 pub mod bench;
 pub mod burst;
@@ -11,6 +12,7 @@ pub mod demo;
 pub mod doctor;
 pub mod keys;
 pub mod login;
+pub mod model;
 pub mod sandbox;
 pub mod serve;
 pub mod store;

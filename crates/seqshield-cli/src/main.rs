@@ -10,6 +10,11 @@ mod exit;
 mod io;
 mod kek;
 
+/// Every heap block freed while an inference runs is zeroed first
+/// (`seqshield_annotate::secmem`): activations do not linger in freed memory.
+#[global_allocator]
+static ALLOC: seqshield_annotate::secmem::WipeOnFree = seqshield_annotate::secmem::WipeOnFree::SYSTEM;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,6 +117,13 @@ enum Command {
     /// gateway verifies them.
     #[command(after_help = client::CONVENTION_HELP)]
     Whoami(cmd::login::WhoamiArgs),
+    /// Annotate a VCF (or single variants) at the gateway: consequences,
+    /// HGVS, and literature evidence from the protected model.
+    #[command(after_help = client::CONVENTION_HELP)]
+    Annotate(cmd::annotate::AnnotateArgs),
+    /// Pack and verify encrypted, signed model bundles for the annotation service.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
     /// Upload a file into the gateway's store, encrypted per its
     /// classification, in verified parts; resumes when run again.
     Put(cmd::store::PutArgs),
@@ -226,6 +238,8 @@ fn main() -> ExitCode {
         Command::Login(a) => cmd::login::login(&ctx, a),
         Command::Logout(a) => cmd::login::logout(&ctx, a),
         Command::Whoami(a) => cmd::login::whoami(&ctx, a),
+        Command::Annotate(a) => cmd::annotate::run(&ctx, a),
+        Command::Model(c) => cmd::model::run(&ctx, c),
         Command::Put(a) => cmd::store::put(&ctx, a),
         Command::Get(a) => cmd::store::get(&ctx, a),
         Command::Ls(a) => cmd::store::ls(&ctx, a),

@@ -122,6 +122,8 @@ pub struct Config {
     pub store: seqshield_store::StoreConfig,
     /// `[jobs]`: the TES job service.
     pub jobs: seqshield_jobs::JobsConfig,
+    /// `[annotate]`: the variant-annotation service.
+    pub annotate: seqshield_annotate::config::AnnotateConfig,
     /// The file these settings came from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,

@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod annotate;
 pub mod app;
 pub mod cert;
 pub mod config;

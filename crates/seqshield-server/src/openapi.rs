@@ -68,6 +68,7 @@ mod tests {
         ("auth http.rs", include_str!("../../seqshield-auth/src/http.rs")),
         ("data.rs", include_str!("data.rs")),
         ("jobs.rs", include_str!("jobs.rs")),
+        ("annotate.rs", include_str!("annotate.rs")),
         ("app.rs", include_str!("app.rs")),
         ("openapi.rs", include_str!("openapi.rs")),
         ("metrics.rs", include_str!("metrics.rs")),

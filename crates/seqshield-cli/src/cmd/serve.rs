@@ -91,11 +91,13 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     // The KEK stays loaded for signing-key rotation and the store's data keys.
     let kek = Arc::new(kek);
     let store = open_store(&cfg, &a.data_dir, kek.clone(), audit.clone()).await?;
-    tokio::spawn(maintenance(svc.clone(), kek, store.clone()));
+    tokio::spawn(maintenance(svc.clone(), kek.clone(), store.clone()));
     let max_part = max_part_bytes(&cfg.store);
     let jobs = open_jobs(&cfg, &a.data_dir, &svc, &store, audit.clone(), &gateway)?;
     jobs.start();
+    let annotate = open_annotate(&cfg, &a.data_dir, &kek, audit.clone())?;
     let routes = seqshield_auth::http::router(svc.clone())
+        .merge(seqshield_server::annotate::router(annotate).layer(axum::Extension(svc.clone())))
         .merge(seqshield_server::data::router(store, max_part).layer(axum::Extension(svc.clone())))
         .merge(seqshield_server::jobs::router(jobs).layer(axum::Extension(svc)))
         .merge(seqshield_server::openapi::router());
@@ -110,6 +112,69 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
     served?;
     logging::notice("stopped");
     Ok(())
+}
+
+/// Loads the annotation service: the configured genomes and, when a model
+/// bundle is configured (or `DATA/annotate/model.bundle` exists), the model,
+/// verified against the trusted signing key and decrypted in memory, with
+/// its evidence index. A bundle that fails any check stops the start.
+fn open_annotate(
+    cfg: &Config,
+    data_dir: &Path,
+    kek: &LoadedKek,
+    audit: Arc<dyn seqshield_auth::audit::AuditSink>,
+) -> Result<Arc<seqshield_server::annotate::AnnotateState>> {
+    use seqshield_annotate::bundle::SignedBundle;
+    use seqshield_annotate::genome::Genome;
+    use seqshield_annotate::service::{Annotator, Evidence};
+    let c = &cfg.annotate;
+    let mut genomes = Vec::new();
+    for g in &c.genomes {
+        let genome = match (&g.genbank, &g.gff3, &g.fasta) {
+            (Some(gb), None, None) => Genome::from_genbank_path(gb)
+                .with_context(|| format!("annotate genome {:?}: cannot load {}", g.name, gb.display()))?,
+            (None, Some(gff), Some(fa)) => {
+                let open = |p: &Path| std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()));
+                Genome::from_gff3_fasta(std::io::BufReader::new(open(gff)?), std::io::BufReader::new(open(fa)?))
+                    .with_context(|| format!("annotate genome {:?}: cannot load {}", g.name, gff.display()))?
+            }
+            _ => anyhow::bail!("annotate genome {:?}: give either genbank, or gff3 and fasta", g.name),
+        };
+        genomes.push((g.name.clone(), genome));
+    }
+    let mut annotator = Annotator::new(genomes);
+    let default_bundle = data_dir.join(super::model::ANNOTATE_DIR).join(super::model::BUNDLE_FILE);
+    let bundle = c.model_bundle.clone().or_else(|| default_bundle.exists().then_some(default_bundle));
+    if let Some(path) = bundle {
+        let pk = c.model_signing_key.clone().unwrap_or_else(|| super::model::default_public_key(data_dir));
+        let trusted = seqshield_keys::sign::VerifyingKey::read(&pk)
+            .with_context(|| format!("cannot read the trusted model-signing key {}", pk.display()))?;
+        let files = SignedBundle::read(&path)
+            .and_then(|b| b.open(&trusted, kek.as_kek(), c.model_version.as_deref()))
+            .with_context(|| format!("the model bundle {} was refused", path.display()))?;
+        let index = data_dir.join(super::model::ANNOTATE_DIR).join("evidence-index.sqsh");
+        let t = std::time::Instant::now();
+        let evidence = Evidence::load(files, &c.pubmed, c.pubmed_limit, &index, kek.as_kek(), false)
+            .context("cannot load the model and its evidence index")?;
+        let m = &evidence.model;
+        logging::notice(&format!(
+            "annotation model {} version {} (signed by {}) verified and loaded in memory{}, {} abstracts indexed, in {:.1} s",
+            m.name,
+            m.version,
+            m.signer,
+            if m.locked { ", pages locked" } else { "" },
+            m.abstracts,
+            t.elapsed().as_secs_f64()
+        ));
+        if !seqshield_annotate::secmem::wiping_installed() {
+            logging::warn("the wipe-on-free allocator is not installed: activations are not wiped after requests");
+        }
+        annotator = annotator.with_evidence(evidence);
+    }
+    if annotator.is_enabled() {
+        logging::notice(&format!("annotation genomes: {}", annotator.genome_names().join(", ")));
+    }
+    Ok(Arc::new(seqshield_server::annotate::AnnotateState::new(Arc::new(annotator), c.limits.clone(), audit)))
 }
 
 /// Opens the audit log in `DATA/audit` with its tree-head signing key and
@@ -300,12 +365,18 @@ fn announce(ctx: &Ctx, gateway: &Gateway) -> Result<()> {
 /// `--kek-dir` (default `DATA/kek`), created on first start, with its
 /// passphrase (the audit signing key file uses it too).
 fn open_kek(a: &ServeArgs) -> Result<(LoadedKek, Option<Zeroizing<String>>)> {
-    if a.kek.pkcs11_module.is_some() {
-        return Ok((a.kek.load()?, None));
+    open_kek_at(&a.data_dir, &a.kek)
+}
+
+/// The gateway's KEK as `serve` opens it (creating the default file KEK
+/// under `data_dir` on first use), with its passphrase when it is a file KEK.
+pub(crate) fn open_kek_at(data_dir: &Path, k: &KekArgs) -> Result<(LoadedKek, Option<Zeroizing<String>>)> {
+    if k.pkcs11_module.is_some() {
+        return Ok((k.load()?, None));
     }
-    let dir = a.kek.kek_dir.clone().unwrap_or_else(|| a.data_dir.join(KEK_DIR));
+    let dir = k.kek_dir.clone().unwrap_or_else(|| data_dir.join(KEK_DIR));
     let exists = dir.join(PRIVATE_KEY_FILE).exists();
-    let pass = match explicit_passphrase(&a.kek)? {
+    let pass = match explicit_passphrase(k)? {
         Some(p) => p,
         None => embedded_passphrase(&dir, exists)?,
     };
