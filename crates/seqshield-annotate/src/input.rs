@@ -136,8 +136,9 @@ pub(crate) fn check_contig_name(s: &str, source: Option<Source>, field: &'static
 /// equal to the reference (N matches anything). Returns it with the
 /// genome's own contig name.
 pub(crate) fn check_against(genome: &Genome, v: Variant, source: Option<Source>) -> Result<Variant, InputError> {
+    let field = if matches!(source, Some(Source::Item(_))) { "contig" } else { "CHROM" };
     let Some(len) = genome.contig_len(&v.contig) else {
-        return Err(InputError::unfit(source, "CHROM", "is not a contig of the reference"));
+        return Err(InputError::unfit(source, field, "is not a contig of the reference"));
     };
     if v.pos == 0 || v.pos > len {
         return Err(InputError::unfit(source, "POS", format!("is outside the contig (1 to {len})")));

@@ -137,6 +137,12 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was not read: the connection cannot
+            // carry another request, so say so rather than let a client
+            // reuse it and see it cut.
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res
     }
 }
@@ -235,11 +241,8 @@ async fn handle(
         }
     }
     // The bucket first: a caller already limited costs no parsing.
-    if let Verdict::Refused { retry_after, signals, first } =
-        state.guard.lock().expect("guard lock").precheck(who, Instant::now())
-    {
-        return Err(refused(state, auth, retry_after.as_secs(), &signals, first));
-    }
+    let verdict = state.guard.lock().expect("guard lock").precheck(who, Instant::now());
+    apply(state, auth, verdict)?;
     let input = match media_type(headers).as_deref() {
         Some("text/vcf" | "text/x-vcf") => Input::Vcf(body_bytes(body)?),
         Some("application/json") => {
@@ -297,8 +300,26 @@ async fn handle(
         checked.len(),
         Instant::now(),
     );
+    apply(state, auth, verdict)?;
+    let view = view_for(auth);
+    let n = checked.len();
+    let annotator = state.annotator.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let (name, genome) = annotator.genome(Some(&genome_name))?;
+        annotator.annotate(name, genome, &checked, view, k).map(|r| (r, name.to_owned()))
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed"))?;
+    let (report, genome) = report.map_err(|e| server_error(&e))?;
+    let value = serde_json::to_value(&report).map_err(|e| server_error(&e))?;
+    Ok((value, n, genome, k))
+}
+
+/// Acts on the guard's verdict: audits a tightening, refuses (and audits
+/// the first refusal of an episode).
+fn apply(state: &AnnotateState, auth: &Authenticated, verdict: Verdict) -> Result<(), ApiError> {
     match verdict {
-        Verdict::Allowed => {}
+        Verdict::Allowed => Ok(()),
         Verdict::Tightened { signals, rate_per_minute } => {
             let names: Vec<Value> = signals.iter().map(|s| json!(s)).collect();
             let ev = AuditEvent::new(
@@ -314,23 +335,12 @@ async fn handle(
             if let Err(e) = state.audit.record(&ev) {
                 tracing::error!(target: "seqshield", "audit: {e}");
             }
+            Ok(())
         }
         Verdict::Refused { retry_after, signals, first } => {
-            return Err(refused(state, auth, retry_after.as_secs(), &signals, first));
+            Err(refused(state, auth, retry_after.as_secs(), &signals, first))
         }
     }
-    let view = view_for(auth);
-    let n = checked.len();
-    let annotator = state.annotator.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let (name, genome) = annotator.genome(Some(&genome_name))?;
-        annotator.annotate(name, genome, &checked, view, k).map(|r| (r, name.to_owned()))
-    })
-    .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed"))?;
-    let (report, genome) = report.map_err(|e| server_error(&e))?;
-    let value = serde_json::to_value(&report).map_err(|e| server_error(&e))?;
-    Ok((value, n, genome, k))
 }
 
 fn refused(

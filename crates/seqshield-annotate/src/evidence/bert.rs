@@ -581,6 +581,36 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("output.dense.bias"), "{e}");
     }
 
+    /// The same guarantee with the real model, where its data is present
+    /// (`scripts/annotate-data`; required under CI).
+    #[test]
+    fn real_model_weights_are_zeroized_on_drop() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.work/annotate/model"));
+        if !dir.join("model.safetensors").is_file() {
+            assert!(std::env::var_os("CI").is_none(), "{} is missing", dir.display());
+            eprintln!("skipping: {} is missing", dir.display());
+            return;
+        }
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        let enc = Encoder::from_parts(
+            &read("config.json"),
+            Zeroizing::new(read("model.safetensors")),
+            &read("tokenizer.json"),
+        )
+        .unwrap();
+        let names: Vec<String> = enc.varmap.data().lock().unwrap().keys().cloned().collect();
+        assert_eq!(names.len(), 5 + 6 * 16, "BERT's weights; no pooler, no position_ids");
+        let kept: Vec<Tensor> = names.iter().map(|n| weight(&enc, n)).collect();
+        let params: usize = kept.iter().map(|t| t.elem_count()).sum();
+        assert_eq!(params, 22_565_376);
+        assert!(enc.embed(&["a sentence"]).unwrap()[0].iter().any(|&x| x != 0.0));
+        drop(enc);
+        for t in kept {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(v.iter().all(|&x| x == 0.0));
+        }
+    }
+
     #[test]
     fn debug_shows_no_weights() {
         let s = format!("{:?}", tiny());

@@ -276,7 +276,8 @@ impl<R: BufRead> Articles<R> {
             if let Ok(Some(label)) = e.try_get_attribute("Label") {
                 if let Ok(label) = label.unescape_value() {
                     let label = label.trim().to_owned();
-                    if !label.is_empty() {
+                    // NLM marks a lone unlabelled section "UNLABELLED".
+                    if !label.is_empty() && label != "UNLABELLED" {
                         record.push(&label);
                         record.push(": ");
                     }
