@@ -135,9 +135,14 @@ pub fn wiping_installed() -> bool {
 /// A global allocator that zeroes freed blocks while a [`WipeScope`] is
 /// alive. Install it in a binary:
 ///
-/// ```ignore
+/// ```
 /// #[global_allocator]
 /// static ALLOC: seqshield_annotate::secmem::WipeOnFree = seqshield_annotate::secmem::WipeOnFree::SYSTEM;
+///
+/// let v = vec![1u8; 64];
+/// assert!(seqshield_annotate::secmem::wiping_installed());
+/// let _wipe = seqshield_annotate::secmem::WipeScope::enter();
+/// drop(v); // zeroed, then freed
 /// ```
 #[derive(Debug)]
 pub struct WipeOnFree<A = System>(pub A);

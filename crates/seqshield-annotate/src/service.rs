@@ -243,6 +243,11 @@ impl Annotator {
         self
     }
 
+    /// The model and index, if loaded.
+    pub fn evidence(&self) -> Option<&Evidence> {
+        self.evidence.as_ref()
+    }
+
     /// The model, if loaded.
     pub fn model(&self) -> Option<&ModelInfo> {
         self.evidence.as_ref().map(|e| &e.model)
@@ -376,8 +381,9 @@ fn clip(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
-/// The text the model embeds for a variant: its most severe genic effect.
-fn evidence_text(effects: &[Effect]) -> Option<String> {
+/// The text the model embeds for a variant, built by rule from its first
+/// genic effect (gene or locus tag, product, consequence, HGVS).
+pub fn evidence_text(effects: &[Effect]) -> Option<String> {
     let e = effects.iter().find(|e| e.gene.is_some() || e.product.is_some()).or_else(|| effects.first())?;
     Some(crate::evidence::query::variant_text(
         e.gene.as_deref().or(e.locus_tag.as_deref()),
@@ -405,6 +411,16 @@ fn filter_effect(e: Effect, view: View) -> EffectOut {
 }
 
 impl Evidence {
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The index.
+    pub fn index(&self) -> &EvidenceIndex {
+        &self.index
+    }
+
     /// Loads the encoder from verified model files and opens the evidence
     /// index at `index_path` (encrypted for `kek`), rebuilding it from
     /// `corpus` when it is missing or was built from another corpus or

@@ -228,38 +228,3 @@ fn variant_text_finds_variant_literature_in_the_2021_file() {
     assert_eq!(hits.len(), 5);
     assert!(hits[0].score > 0.0 && hits[0].score <= 1.0 + 1e-5);
 }
-
-/// Throughput for the report: `cargo test --test evidence -- --ignored --nocapture`.
-#[test]
-#[ignore = "measurement, slow"]
-fn measure_throughput() {
-    let Some(dir) = data() else { return };
-    let enc = &load(dir);
-    let short: Vec<String> =
-        (0..64).map(|i| format!("gene BRCA{i} missense variant p.Ala{i}Val alanine to valine")).collect();
-    let refs: Vec<&str> = short.iter().map(String::as_str).collect();
-    let t = Instant::now();
-    for r in &refs {
-        enc.embed(&[r]).unwrap();
-    }
-    eprintln!("short texts one at a time: {:.1}/s", 64.0 / t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    enc.embed(&refs).unwrap();
-    eprintln!("short texts batched: {:.1}/s", 64.0 / t.elapsed().as_secs_f64());
-    let n: usize = std::env::var("EVIDENCE_MEASURE_N").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let files: Vec<PathBuf> = vec![dir.join(PUBMED_2020)];
-    let t = Instant::now();
-    let index = EvidenceIndex::build(
-        enc,
-        pubmed::parse_path(&files[0]).unwrap(),
-        &BuildOptions { fingerprint: String::new(), limit: Some(n), progress: true },
-    )
-    .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    eprintln!(
-        "index: {} abstracts in {secs:.1} s = {:.1}/s; {} bytes serialized",
-        index.len(),
-        index.len() as f64 / secs,
-        index.to_bytes().len()
-    );
-}

@@ -163,7 +163,10 @@ mod tests {
     fn unknown_keys_are_named_with_what_exists() {
         let root = root();
         let e = resolve(root, &path("sever.listen")).unwrap_err().0;
-        assert!(e.starts_with("unknown table `sever`; the tables are `auth`, `jobs`, `server`, `store`"), "{e}");
+        assert!(
+            e.starts_with("unknown table `sever`; the tables are `annotate`, `auth`, `jobs`, `server`, `store`"),
+            "{e}"
+        );
         let e = resolve(root, &path("server.listen_addr")).unwrap_err().0;
         assert!(e.starts_with("unknown key `listen_addr` in [server]"), "{e}");
         assert!(e.contains("`listen`"), "{e}");
