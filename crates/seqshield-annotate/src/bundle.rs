@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest;
-use seqshield_format::{Classification, DataKey, Header, SealedHeader, StreamReader, Writer};
+use seqshield_format::{Classification, DataKey, Header, SealedHeader, StreamReader, Writer, WriterOptions};
 use seqshield_keys::sign::{Signer, VerifyingKey, MAX_SIGNATURE_LEN};
 use seqshield_keys::{Kek, KeyError, Recipient};
 use serde::{Deserialize, Serialize};
@@ -426,14 +426,18 @@ impl SignedBundle {
         let mut input = std::io::BufReader::new(f);
         let sealed = SealedHeader::read_from(&mut input)?;
         let (data_key, header) = seqshield_keys::unlock(sealed, &[kek])?;
-        let mut reader = StreamReader::new(input, &header, &data_key);
+        // Both cores decrypt; each file is hashed as its bytes arrive (still
+        // in cache), so the model is read once.
+        let mut reader = StreamReader::with_options(input, &header, &data_key, WriterOptions::parallel());
         let mut bufs: Vec<Zeroizing<Vec<u8>>> = Vec::with_capacity(manifest.files.len());
+        let mut hashers: Vec<digest::Context> = Vec::with_capacity(manifest.files.len());
         let mut locks = Vec::with_capacity(manifest.files.len());
         for fe in &manifest.files {
             let mut v = Vec::new();
             v.try_reserve_exact(fe.size as usize)
                 .map_err(|_| BundleError::Malformed(format!("{}: cannot allocate {} bytes", fe.name, fe.size)))?;
             bufs.push(Zeroizing::new(v));
+            hashers.push(digest::Context::new(&digest::SHA256));
         }
         let mut i = 0usize;
         while let Some(mut chunk) = reader.next_chunk()? {
@@ -447,6 +451,7 @@ impl SignedBundle {
                 let room = manifest.files[i].size as usize - buf.len();
                 let take = room.min(chunk.len());
                 buf.extend_from_slice(&chunk[..take]);
+                hashers[i].update(&chunk[..take]);
                 chunk = &chunk[take..];
             }
         }
@@ -457,13 +462,18 @@ impl SignedBundle {
         if summary.plaintext_len != manifest.payload.plaintext_len {
             return Err(BundleError::Payload { what: "length" });
         }
-        for (fe, buf) in manifest.files.iter().zip(&bufs) {
+        let mut digests = Vec::with_capacity(manifest.files.len());
+        for ((fe, buf), h) in manifest.files.iter().zip(&bufs).zip(hashers) {
             if buf.len() as u64 != fe.size {
                 return Err(BundleError::Size { file: fe.name.clone() });
             }
-            if sha256_hex(buf) != fe.sha256 {
+            let d = h.finish();
+            if hex::encode(d.as_ref()) != fe.sha256 {
                 return Err(BundleError::Hash { file: fe.name.clone() });
             }
+            let mut out = [0u8; 32];
+            out.copy_from_slice(d.as_ref());
+            digests.push(out);
             locks.push(secmem::lock(buf));
         }
         let files: Vec<(String, Zeroizing<Vec<u8>>)> =
@@ -473,7 +483,7 @@ impl SignedBundle {
         if parsed != manifest.config {
             return Err(BundleError::Config);
         }
-        Ok(ModelFiles { manifest, files, _locks: locks })
+        Ok(ModelFiles { manifest, files, digests, _locks: locks })
     }
 }
 
@@ -500,6 +510,8 @@ pub struct ModelFiles {
     /// The verified manifest.
     pub manifest: Manifest,
     files: Vec<(String, Zeroizing<Vec<u8>>)>,
+    /// Each file's SHA-256, in manifest order, as checked.
+    digests: Vec<[u8; 32]>,
     _locks: Vec<Locked>,
 }
 
@@ -517,6 +529,11 @@ impl ModelFiles {
     /// A file's bytes.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.files.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice())
+    }
+
+    /// A file's SHA-256, as checked against the signed manifest.
+    pub fn sha256(&self, name: &str) -> Option<[u8; 32]> {
+        self.manifest.files.iter().position(|f| f.name == name).map(|i| self.digests[i])
     }
 
     /// Takes a file's buffer out (zeroed when the taker drops it).

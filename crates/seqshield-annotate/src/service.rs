@@ -396,7 +396,7 @@ pub fn evidence_text(effects: &[Effect]) -> Option<String> {
 
 fn filter_effect(e: Effect, view: View) -> EffectOut {
     let consequence = e.consequence.as_str().to_owned();
-    let detail = view.detail.then(|| Detail {
+    let detail = view.detail.then_some(Detail {
         product: e.product,
         protein_id: e.protein_id,
         strand: e.strand,
@@ -437,8 +437,9 @@ impl Evidence {
         let weights_name = files.weights_name().ok_or(BundleError::Missing("*.safetensors"))?;
         let config = files.get("config.json").ok_or(BundleError::Missing("config.json"))?.to_vec();
         let tokenizer = files.get("tokenizer.json").ok_or(BundleError::Missing("tokenizer.json"))?.to_vec();
+        let digest = files.sha256(&weights_name).ok_or(BundleError::Missing("*.safetensors"))?;
         let weights = files.take(&weights_name).ok_or(BundleError::Missing("*.safetensors"))?;
-        let encoder = Encoder::from_parts(&config, weights, &tokenizer)?;
+        let encoder = Encoder::from_parts_hashed(&config, weights, &tokenizer, &digest)?;
         let fingerprint = crate::evidence::index::fingerprint_corpus(corpus, encoder.model_id(), limit)?;
         let existing = match open_index(index_path, kek)? {
             Some(bytes) => Some(EvidenceIndex::from_bytes(&bytes)?),

@@ -3,7 +3,7 @@
 //! Without that directory the tests skip, except under CI (`CI` set), where
 //! they fail.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 

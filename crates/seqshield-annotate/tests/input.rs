@@ -93,7 +93,7 @@ fn refusals_name_the_line_and_field_and_never_the_reference_base() {
         ("NC_005816.1;rm -rf\t5\t.\tA\tG\t.\t.\t.\tGT\t1".into(), 400, Some(Source::Line(5)), "CHROM"),
     ];
     for (rec, status, at, field) in cases {
-        let e: InputError = parse_vcf(&vcf(&[rec.clone()]), g).unwrap_err();
+        let e: InputError = parse_vcf(&vcf(std::slice::from_ref(&rec)), g).unwrap_err();
         assert_eq!((e.status, e.at, e.field), (status, at, field), "{rec}: {e}");
         if field == "REF" {
             assert!(!e.why.contains(b), "the reference base leaks: {e}");

@@ -88,7 +88,7 @@ struct ApiError {
     description: String,
     extra: Option<Value>,
     retry_after: Option<u64>,
-    oauth: Option<OAuthError>,
+    oauth: Option<Box<OAuthError>>,
 }
 
 impl ApiError {
@@ -99,7 +99,7 @@ impl ApiError {
 
 impl From<OAuthError> for ApiError {
     fn from(e: OAuthError) -> Self {
-        Self { oauth: Some(e), ..Self::new(StatusCode::FORBIDDEN, "", "") }
+        Self { oauth: Some(Box::new(e)), ..Self::new(StatusCode::FORBIDDEN, "", "") }
     }
 }
 
@@ -124,7 +124,7 @@ impl From<InputError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(e) = self.oauth {
-            return e.into_response();
+            return (*e).into_response();
         }
         let mut body = json!({ "error": self.code, "error_description": self.description });
         if let Some(Value::Object(extra)) = self.extra {

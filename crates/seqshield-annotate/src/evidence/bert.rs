@@ -93,6 +93,20 @@ impl Encoder {
         weights: Zeroizing<Vec<u8>>,
         tokenizer_json: &[u8],
     ) -> Result<Self, EvidenceError> {
+        let digest = sha256(&weights);
+        Self::from_parts_hashed(config_json, weights, tokenizer_json, &digest)
+    }
+
+    /// [`Encoder::from_parts`] for weights whose SHA-256 the caller has
+    /// already computed and checked (a verified model bundle hashes every
+    /// file once, as it decrypts it): `weights_sha256` goes into
+    /// [`Encoder::model_id`] without hashing the weights again.
+    pub fn from_parts_hashed(
+        config_json: &[u8],
+        weights: Zeroizing<Vec<u8>>,
+        tokenizer_json: &[u8],
+        weights_sha256: &[u8; 32],
+    ) -> Result<Self, EvidenceError> {
         check_size("config.json", config_json.len(), MAX_CONFIG_BYTES)?;
         check_size("tokenizer.json", tokenizer_json.len(), MAX_TOKENIZER_BYTES)?;
         check_size("weights", weights.len(), MAX_WEIGHTS_BYTES)?;
@@ -117,7 +131,7 @@ impl Encoder {
         // (unaligned tensor data, dtype conversions) is wiped.
         let _wipe = WipeScope::enter();
         let weights_lock = secmem::lock(&weights[..]);
-        let model_id = model_id(config_json, &weights, tokenizer_json);
+        let model_id = model_id(config_json, weights_sha256, tokenizer_json);
         let varmap = VarMap::new();
         let loaded = SliceSafetensors::new(&weights).and_then(|st| {
             let backend = LazyVars { weights: st, varmap: varmap.clone() };
@@ -163,7 +177,7 @@ impl Encoder {
         self.dim
     }
 
-    /// `sha256:` and the hex SHA-256 over config, weights and tokenizer
+    /// `sha256:` and the hex SHA-256 over the SHA-256s of config, weights and tokenizer
     /// (each length-prefixed): names exactly the model an index was built with.
     pub fn model_id(&self) -> &str {
         &self.model_id
@@ -298,13 +312,21 @@ fn parse_config(json: &[u8]) -> Result<Config, EvidenceError> {
     Ok(config)
 }
 
-fn model_id(config: &[u8], weights: &[u8], tokenizer: &[u8]) -> String {
+fn sha256(b: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// SHA-256 over the SHA-256 of each part (the weights' given, not
+/// recomputed), so a verified bundle need not hash the weights twice.
+fn model_id(config: &[u8], weights_sha256: &[u8; 32], tokenizer: &[u8]) -> String {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(b"seqshield-bert-model-v1\0");
-    for part in [config, weights, tokenizer] {
-        ctx.update(&(part.len() as u64).to_le_bytes());
-        ctx.update(part);
-    }
+    ctx.update(b"seqshield-bert-model-v2\0");
+    ctx.update(&sha256(config));
+    ctx.update(weights_sha256);
+    ctx.update(&sha256(tokenizer));
     format!("sha256:{}", hex::encode(ctx.finish()))
 }
 
