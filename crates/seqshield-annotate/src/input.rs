@@ -58,6 +58,11 @@ pub struct Checked {
     pub source: Source,
     /// The variant, REF equal to the reference, bases upper-case.
     pub variant: Variant,
+    /// For an HGVS `del`, `dup`, `ins` or `delins` (whose alleles were
+    /// filled in from the reference, not sent): the description as sent.
+    /// Answers echo this instead of the alleles, so they never return
+    /// reference bases the caller did not send.
+    pub described: Option<String>,
 }
 
 /// Why a request's input was refused: the line (or item), the field and

@@ -113,7 +113,7 @@ pub struct Annotator {
 pub struct Annotated {
     /// Line or list item.
     pub source: Source,
-    /// Contig, 1-based position, REF, ALT (what the caller sent, normalised).
+    /// Contig, 1-based position, and the alleles or description as sent.
     pub variant: VariantOut,
     /// One per gene affected (or one intergenic).
     pub effects: Vec<EffectOut>,
@@ -132,12 +132,16 @@ pub struct VariantOut {
     pub contig: String,
     /// 1-based position.
     pub pos: u64,
-    /// REF.
-    #[serde(rename = "ref")]
-    pub reference: String,
-    /// ALT.
-    #[serde(rename = "alt")]
-    pub alternate: String,
+    /// REF, as sent (absent for an HGVS description: see `hgvs_g`).
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// ALT, as sent.
+    #[serde(rename = "alt", skip_serializing_if = "Option::is_none")]
+    pub alternate: Option<String>,
+    /// The HGVS `g.` description as sent, for `del`, `dup`, `ins` and
+    /// `delins`: their alleles came from the reference and are not echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hgvs_g: Option<String>,
 }
 
 /// An effect, filtered by the view.
@@ -302,7 +306,13 @@ impl Annotator {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                input::parse_variant(s, genome, i).map(|variant| Checked { source: Source::Item(i), variant })
+                input::parse_variant(s, genome, i).map(|variant| {
+                    // A substitution names both bases; del/dup/ins/delins
+                    // had theirs filled in from the reference.
+                    let s = s.trim();
+                    let described = (s.contains(":g.") && !s.contains('>')).then(|| s.to_owned());
+                    Checked { source: Source::Item(i), variant, described }
+                })
             })
             .collect()
     }
@@ -336,11 +346,21 @@ impl Annotator {
             });
             results.push(Annotated {
                 source: c.source,
-                variant: VariantOut {
-                    contig: v.contig.clone(),
-                    pos: v.pos,
-                    reference: v.reference.clone(),
-                    alternate: v.alternate.clone(),
+                variant: match &c.described {
+                    None => VariantOut {
+                        contig: v.contig.clone(),
+                        pos: v.pos,
+                        reference: Some(v.reference.clone()),
+                        alternate: Some(v.alternate.clone()),
+                        hgvs_g: None,
+                    },
+                    Some(d) => VariantOut {
+                        contig: v.contig.clone(),
+                        pos: v.pos,
+                        reference: None,
+                        alternate: None,
+                        hgvs_g: Some(d.clone()),
+                    },
                 },
                 effects: effects.into_iter().map(|e| filter_effect(e, view)).collect(),
                 evidence: None,

@@ -294,6 +294,15 @@ max_callers = 1000
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["results"][0]["effects"], r["results"][1]["effects"]);
     assert!(r["results"][0].get("evidence").is_none());
+    // A deletion's bases come from the reference: the answer echoes the
+    // description, never the bases.
+    let (s, r) = ann.list("?genome=pPCP1", &["NC_005816.1:g.6700_6760del"]);
+    assert_eq!(s, 200, "{r}");
+    let v = &r["results"][0]["variant"];
+    assert_eq!(v["hgvs_g"], "NC_005816.1:g.6700_6760del", "{r}");
+    assert!(v.get("ref").is_none() && v.get("alt").is_none(), "{r}");
+    let effects = r["results"][0]["effects"].as_array().unwrap();
+    assert!(effects.iter().any(|e| e["gene"] == "pla" && e["consequence"] == "frameshift_variant"), "{r}");
 
     // Fields by clearance and scope.
     let (s, r) = low.vcf("?genome=pPCP1", &body);

@@ -139,7 +139,7 @@ fn check_record(
         }
         let v = Variant { contig: chrom.to_owned(), pos, reference: reference.clone(), alternate: alt };
         let variant = check_against(genome, v, src)?;
-        out.push(Checked { source: Source::Line(line), variant });
+        out.push(Checked { source: Source::Line(line), variant, described: None });
     }
     Ok(())
 }

@@ -96,13 +96,17 @@ fn human(r: &Value) -> String {
             (_, Value::Number(n)) => format!("#{n}"),
             _ => String::new(),
         };
-        let head = format!(
-            "{at:<9} {}:{} {}>{}",
-            v["contig"].as_str().unwrap_or(""),
-            v["pos"],
-            v["ref"].as_str().unwrap_or(""),
-            v["alt"].as_str().unwrap_or("")
-        );
+        let alleles = match v["hgvs_g"].as_str() {
+            Some(d) => d.to_owned(),
+            None => format!(
+                "{}:{} {}>{}",
+                v["contig"].as_str().unwrap_or(""),
+                v["pos"],
+                v["ref"].as_str().unwrap_or(""),
+                v["alt"].as_str().unwrap_or("")
+            ),
+        };
+        let head = format!("{at:<9} {alleles}");
         for e in res["effects"].as_array().unwrap_or(&empty) {
             let gene = e["gene"].as_str().or(e["locus_tag"].as_str()).unwrap_or("-");
             let hgvs = [e["hgvs_c"].as_str(), e["hgvs_p"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
