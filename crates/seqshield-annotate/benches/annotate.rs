@@ -231,7 +231,6 @@ fn main() {
             b.push(t.elapsed().as_secs_f64());
         }
     }
-    drop(protected);
     let controls_s = median(controls.clone());
     let (bare_s, prot_s) = (median(b.clone()), median(p.clone()));
     // The median of each pair's ratio: robust to drift in machine load.
