@@ -39,8 +39,9 @@ pub struct KeyArgs {
     /// The gateway's data directory (KEK and model-signing key).
     #[arg(long, value_name = "DIR", env = "SEQSHIELD_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// The model-signing key [default: DIR/annotate/model-signing.pem,
-    /// created on first pack; its public half next to it, *.pub.pem].
+    /// The model-signing key [default: DATA/annotate/model-signing.pem
+    /// under --data-dir, created on first pack; its public half next to
+    /// it, *.pub.pem].
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
     #[command(flatten)]
