@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypt;
 pub mod demo;
 pub mod doctor;
+pub mod gpu;
 pub mod keys;
 pub mod login;
 pub mod model;

@@ -25,7 +25,28 @@ pub enum Exit {
     /// or invalid, scope or clearance too low, access denied ([`Remote`]
     /// errors with an [`AUTH_CODES`] code).
     Auth = 6,
+    /// No usable GPU: no CUDA driver, no device at that index, or a build
+    /// without CUDA ([`NoGpu`] errors).
+    NoGpu = 7,
 }
+
+/// No usable GPU: exit code 7 with a stable code (`no_cuda_driver`,
+/// `no_cuda_device`, `cuda_not_built`).
+#[derive(Debug)]
+pub struct NoGpu {
+    /// Stable error code.
+    pub code: &'static str,
+    /// What is missing, in words.
+    pub message: String,
+}
+
+impl std::fmt::Display for NoGpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NoGpu {}
 
 /// Input a command refuses before changing anything: exit code 2.
 #[derive(Debug)]
@@ -152,6 +173,11 @@ pub fn classify(err: &anyhow::Error) -> (Exit, serde_json::Value) {
         if cause.downcast_ref::<BadInput>().is_some() {
             exit = Exit::Usage;
             code = "bad_input".into();
+            break;
+        }
+        if let Some(g) = cause.downcast_ref::<NoGpu>() {
+            exit = Exit::NoGpu;
+            code = g.code.into();
             break;
         }
         if let Some(i) = cause.downcast_ref::<Integrity>() {

@@ -34,6 +34,8 @@ Exit codes:
   5  integrity failure: the object is damaged, tampered with or malformed
   6  the gateway refused who you are or what you asked: not logged in, token
      expired, revoked or invalid, scope or clearance too low, access denied
+  7  no usable GPU: no CUDA driver, no device at that index, or a build
+     without CUDA (`seqshield gpu`)
 
 With --json, results and errors are one JSON object on stdout (on stderr
 when the data itself goes to stdout). Errors look like
@@ -144,6 +146,10 @@ enum Command {
     /// Run a task's step from its signed manifest (started by the gateway's executors).
     #[command(subcommand, after_help = client::CONVENTION_HELP)]
     Worker(cmd::worker::WorkerCommand),
+    /// GPU memory hygiene: check for a GPU, and scan for what device memory
+    /// leaks between processes.
+    #[command(subcommand)]
+    Gpu(cmd::gpu::GpuCommand),
     /// Replay a job trace through the placement policy: queue waits with and
     /// without bursting to the cloud partition, and cloud core-hours spent.
     #[command(name = "burst-sim")]
@@ -247,6 +253,7 @@ fn main() -> ExitCode {
         Command::Sync(a) => cmd::store::sync(&ctx, a),
         Command::Worker(c) => cmd::worker::run(&ctx, c),
         Command::BurstSim(a) => cmd::burst::run(&ctx, a),
+        Command::Gpu(c) => cmd::gpu::run(&ctx, c),
         Command::Sandbox(_) => unreachable!("handled above"),
     };
     match result {

@@ -52,3 +52,64 @@ pub trait DeviceContext: Device {
     /// block first (the driver frees what is left, without wiping it).
     fn destroy(&mut self) -> Result<(), DeviceError>;
 }
+
+/// Copies between host memory and a block, for the remnant scanner: its
+/// writer leaves a pattern in device memory and its reader searches it.
+/// Both calls wait until the copy has finished.
+pub trait HostCopy: Device {
+    /// Copies `data` into `block` at byte `offset`.
+    fn copy_from_host(&self, block: &Self::Block, offset: usize, data: &[u8]) -> Result<(), DeviceError>;
+
+    /// Copies `out.len()` bytes of `block` from byte `offset` into `out`.
+    fn copy_to_host(&self, block: &Self::Block, offset: usize, out: &mut [u8]) -> Result<(), DeviceError>;
+}
+
+/// A shared reference to a device is a device: a [`crate::pool::SecurePool`]
+/// can borrow a context that the caller keeps (and destroys) itself.
+impl<D: Device> Device for &D {
+    type Block = D::Block;
+
+    fn alloc(&self, bytes: usize) -> Result<Self::Block, DeviceError> {
+        (**self).alloc(bytes)
+    }
+
+    fn free(&self, block: Self::Block) -> Result<(), DeviceError> {
+        (**self).free(block)
+    }
+
+    fn fill_random(&self, block: &Self::Block, seed: u64) -> Result<(), DeviceError> {
+        (**self).fill_random(block, seed)
+    }
+
+    fn zero(&self, block: &Self::Block) -> Result<(), DeviceError> {
+        (**self).zero(block)
+    }
+
+    fn synchronize(&self) -> Result<(), DeviceError> {
+        (**self).synchronize()
+    }
+}
+
+impl<D: HostCopy> HostCopy for &D {
+    fn copy_from_host(&self, block: &Self::Block, offset: usize, data: &[u8]) -> Result<(), DeviceError> {
+        (**self).copy_from_host(block, offset, data)
+    }
+
+    fn copy_to_host(&self, block: &Self::Block, offset: usize, out: &mut [u8]) -> Result<(), DeviceError> {
+        (**self).copy_to_host(block, offset, out)
+    }
+}
+
+/// Checks that `offset .. offset + len` lies inside a block of `block_len`
+/// bytes.
+pub(crate) fn check_range(
+    op: crate::error::DeviceOp,
+    block_len: usize,
+    offset: usize,
+    len: usize,
+) -> Result<(), DeviceError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= block_len => Ok(()),
+        _ => Err(DeviceError::new(op, 0, "copy range outside the block")),
+    }
+}

@@ -2,12 +2,15 @@
 //! wipe and randomise rules were followed, and fails on request.
 //!
 //! Fresh allocations are filled with [`FakeDevice::REMNANT_BYTE`], standing
-//! in for whatever the previous user left in device memory.
+//! in for whatever the previous user left in device memory. Contexts made
+//! by one [`FakeGpu`] instead share its physical memory: what one context
+//! frees, or leaves behind when destroyed, keeps its bytes and is handed to
+//! the next allocation, so the remnant scanner can be run end to end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::device::{Block, Device, DeviceContext};
+use crate::device::{check_range, Block, Device, DeviceContext, HostCopy};
 use crate::error::{DeviceError, DeviceOp};
 use crate::prng;
 
@@ -69,6 +72,51 @@ impl From<DeviceOp> for DeviceOpKey {
 #[derive(Debug, Default, Clone)]
 pub struct FakeDevice {
     state: Arc<Mutex<State>>,
+    gpu: Option<FakeGpu>,
+}
+
+/// The most freed blocks a [`FakeGpu`] remembers.
+const FAKE_GPU_FREED_BLOCKS: usize = 64;
+
+/// Physical memory shared by [`FakeDevice`] contexts, as processes share one
+/// GPU. Freed memory is not cleared: the next allocation in any context
+/// starts with the bytes the most recently freed block held, which is what a
+/// driver is allowed to do (`cuMemAlloc`: "the memory is not cleared").
+#[derive(Debug, Default, Clone)]
+pub struct FakeGpu {
+    freed: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl FakeGpu {
+    /// A GPU with no memory in use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new context (a "process") on this GPU.
+    pub fn context(&self) -> FakeDevice {
+        FakeDevice { state: Arc::default(), gpu: Some(self.clone()) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        self.freed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn give_back(&self, data: Vec<u8>) {
+        let mut freed = self.lock();
+        if freed.len() == FAKE_GPU_FREED_BLOCKS {
+            freed.remove(0);
+        }
+        freed.push(data);
+    }
+
+    /// Memory for a new block: the last freed block's bytes, cut or padded
+    /// with [`FakeDevice::REMNANT_BYTE`] to `bytes`.
+    fn take(&self, bytes: usize) -> Vec<u8> {
+        let mut data = self.lock().pop().unwrap_or_default();
+        data.resize(bytes, FakeDevice::REMNANT_BYTE);
+        data
+    }
 }
 
 impl FakeDevice {
@@ -162,15 +210,16 @@ impl Device for FakeDevice {
         let mut state = self.enter(DeviceOp::Alloc)?;
         let id = state.next_id;
         state.next_id += 1;
-        state.mem.insert(
-            id,
-            Mem { data: vec![Self::REMNANT_BYTE; bytes], fresh: true, wiped: false, zero_pending: false, ready: false },
-        );
+        let data = self.gpu.as_ref().map_or_else(|| vec![Self::REMNANT_BYTE; bytes], |gpu| gpu.take(bytes));
+        state.mem.insert(id, Mem { data, fresh: true, wiped: false, zero_pending: false, ready: false });
         Ok(FakeBlock { id, len: bytes })
     }
 
     fn free(&self, block: FakeBlock) -> Result<(), DeviceError> {
-        self.enter(DeviceOp::Free)?.mem.remove(&block.id);
+        let mem = self.enter(DeviceOp::Free)?.mem.remove(&block.id);
+        if let (Some(gpu), Some(mem)) = (&self.gpu, mem) {
+            gpu.give_back(mem.data);
+        }
         Ok(())
     }
 
@@ -215,7 +264,32 @@ impl DeviceContext for FakeDevice {
         let mut state = self.enter(DeviceOp::DestroyContext)?;
         state.destroyed = true;
         state.live_at_destroy = state.mem.len();
-        state.mem.clear();
+        let left = std::mem::take(&mut state.mem);
+        if let Some(gpu) = &self.gpu {
+            left.into_values().for_each(|mem| gpu.give_back(mem.data));
+        }
+        Ok(())
+    }
+}
+
+impl HostCopy for FakeDevice {
+    fn copy_from_host(&self, block: &FakeBlock, offset: usize, data: &[u8]) -> Result<(), DeviceError> {
+        check_range(DeviceOp::Copy, block.len, offset, data.len())?;
+        let mut state = self.enter(DeviceOp::Copy)?;
+        if let Some(mem) = state.mem.get_mut(&block.id) {
+            mem.data[offset..offset + data.len()].copy_from_slice(data);
+            mem.wiped = false;
+            mem.ready = false;
+        }
+        Ok(())
+    }
+
+    fn copy_to_host(&self, block: &FakeBlock, offset: usize, out: &mut [u8]) -> Result<(), DeviceError> {
+        check_range(DeviceOp::Copy, block.len, offset, out.len())?;
+        let state = self.enter(DeviceOp::Copy)?;
+        if let Some(mem) = state.mem.get(&block.id) {
+            out.copy_from_slice(&mem.data[offset..offset + out.len()]);
+        }
         Ok(())
     }
 }

@@ -28,6 +28,7 @@
 
 pub mod buffer;
 mod check;
+pub mod config;
 pub mod device;
 pub mod error;
 pub mod fake;
@@ -35,6 +36,7 @@ pub mod job;
 pub mod monitor;
 pub mod pool;
 pub mod prng;
+pub mod procs;
 pub mod scan;
 pub mod timing;
 

@@ -164,6 +164,62 @@ pub fn evaluate(
     events
 }
 
+/// Follows one device across snapshots and turns changes into events:
+///
+/// * a foreign process (not a job by `is_job`) is reported when it first
+///   appears, and again only after it has been gone;
+/// * an ECC counter that rose since the previous snapshot;
+/// * memory not released: when the last job process leaves the device,
+///   memory in use is compared with the use before the first job arrived
+///   (only if the same foreign processes were present both times, since
+///   their memory would otherwise be blamed on the jobs).
+#[derive(Debug, Clone)]
+pub struct Watch {
+    slack_bytes: u64,
+    last: Option<GpuSnapshot>,
+    foreign_seen: BTreeSet<u32>,
+    /// Memory in use, and the foreign pids, when no job was on the device.
+    idle: Option<(u64, BTreeSet<u32>)>,
+    jobs_present: bool,
+}
+
+impl Watch {
+    /// A watch that tolerates `slack_bytes` of growth after jobs.
+    pub fn new(slack_bytes: u64) -> Self {
+        Self { slack_bytes, last: None, foreign_seen: BTreeSet::new(), idle: None, jobs_present: false }
+    }
+
+    /// Takes the next snapshot; returns the events it raises.
+    pub fn observe(&mut self, snapshot: GpuSnapshot, is_job: impl Fn(u32) -> bool) -> Vec<GpuEvent> {
+        let (jobs, foreign): (Vec<&GpuProcess>, Vec<&GpuProcess>) =
+            snapshot.processes.iter().partition(|p| is_job(p.pid));
+        let foreign_now: BTreeSet<u32> = foreign.iter().map(|p| p.pid).collect();
+        let mut events: Vec<GpuEvent> = foreign
+            .iter()
+            .filter(|p| !self.foreign_seen.contains(&p.pid))
+            .map(|p| GpuEvent::ForeignProcess { device: snapshot.device, pid: p.pid, used_bytes: p.used_bytes })
+            .collect();
+        if let Some(last) = &self.last {
+            events.extend(ecc_increases(last, &snapshot));
+        }
+        if jobs.is_empty() {
+            if self.jobs_present {
+                if let Some((before, ref was_foreign)) = self.idle {
+                    if *was_foreign == foreign_now {
+                        let baseline = GpuSnapshot { memory_used_bytes: before, ..GpuSnapshot::default() };
+                        events.extend(memory_not_released(&baseline, &snapshot, self.slack_bytes));
+                    }
+                }
+            }
+            self.idle = Some((snapshot.memory_used_bytes, foreign_now.clone()));
+        }
+        self.jobs_present = !jobs.is_empty();
+        self.foreign_seen = foreign_now;
+        self.last = Some(snapshot);
+        events
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +270,48 @@ mod tests {
         assert_eq!(events.len(), 3);
         let json = serde_json::to_string(&events[0]).unwrap();
         assert!(json.contains("\"kind\":\"foreign_process\""));
+    }
+
+    /// A job comes and goes leaving 100 MiB; a foreign process is reported
+    /// once while it stays; ECC rises are reported once.
+    #[test]
+    fn watch_follows_jobs_and_reports_each_anomaly_once() {
+        let job = |pid: u32| pid >= 1000;
+        let mut watch = Watch::new(8 * MIB);
+        assert!(watch.observe(snap(&[], 500 * MIB, Some((0, 0))), job).is_empty());
+        assert!(watch.observe(snap(&[1000], 900 * MIB, Some((0, 0))), job).is_empty());
+        let events = watch.observe(snap(&[], 600 * MIB, Some((0, 0))), job);
+        assert_eq!(
+            events,
+            vec![GpuEvent::MemoryNotReleased {
+                device: 0,
+                before_bytes: 500 * MIB,
+                after_bytes: 600 * MIB,
+                threshold_bytes: 8 * MIB
+            }]
+        );
+        // The next job starts from the new baseline and releases all of it.
+        assert!(watch.observe(snap(&[1001], 700 * MIB, Some((0, 0))), job).is_empty());
+        assert!(watch.observe(snap(&[], 604 * MIB, Some((0, 0))), job).is_empty());
+        // A foreign process: one event while it stays, another when it returns.
+        let events = watch.observe(snap(&[7], 700 * MIB, Some((0, 0))), job);
+        assert!(matches!(events[..], [GpuEvent::ForeignProcess { pid: 7, .. }]), "{events:?}");
+        assert!(watch.observe(snap(&[7], 700 * MIB, Some((0, 0))), job).is_empty());
+        assert!(watch.observe(snap(&[], 604 * MIB, Some((0, 0))), job).is_empty());
+        assert_eq!(watch.observe(snap(&[7], 700 * MIB, Some((0, 1))), job).len(), 2);
+        assert!(watch.observe(snap(&[7], 700 * MIB, Some((0, 1))), job).is_empty());
+    }
+
+    /// A foreign process that arrives while a job runs makes the memory
+    /// comparison meaningless: no memory event is raised for it.
+    #[test]
+    fn watch_does_not_blame_jobs_for_foreign_memory() {
+        let job = |pid: u32| pid >= 1000;
+        let mut watch = Watch::new(MIB);
+        watch.observe(snap(&[], 100 * MIB, None), job);
+        watch.observe(snap(&[1000, 5], 900 * MIB, None), job);
+        let events = watch.observe(snap(&[5], 400 * MIB, None), job);
+        assert!(events.iter().all(|e| !matches!(e, GpuEvent::MemoryNotReleased { .. })), "{events:?}");
     }
 
     #[test]

@@ -25,6 +25,11 @@ impl Monitor {
         Nvml::init().map(|nvml| Self { nvml }).map_err(|_| GpuError::Nvml("cannot load or initialise libnvidia-ml"))
     }
 
+    /// How many devices NVML sees.
+    pub fn device_count(&self) -> Result<u32, GpuError> {
+        self.nvml.device_count().map_err(|_| GpuError::Nvml("counting devices failed"))
+    }
+
     /// A snapshot of device `index`: compute processes, memory in use and
     /// volatile ECC counts (`None` where ECC is off or unsupported).
     pub fn snapshot(&self, index: u32) -> Result<GpuSnapshot, GpuError> {

@@ -10,9 +10,11 @@
 
 mod pattern;
 mod report;
+pub mod run;
 
 pub use pattern::{RemnantPattern, MAGIC, MARKER_LEN, MAX_BODY_LEN};
 pub use report::{AllocatorMode, ScanReport};
+pub use run::{read_remnants, write_pattern, ReadOutcome, ReaderPlan, ScanError, WriterPlan};
 
 /// The most remnants [`find_remnants`] records in detail; later ones are
 /// only counted.
@@ -47,14 +49,32 @@ impl ScanHits {
     pub fn has_cycle(&self, cycle: u64) -> bool {
         self.sample.iter().any(|r| r.cycle == cycle)
     }
+
+    /// Adds the hits of a later window that starts at byte `base` of the
+    /// scanned memory.
+    pub fn absorb(&mut self, other: ScanHits, base: usize) {
+        self.hits = self.hits.saturating_add(other.hits);
+        let room = MAX_SAMPLED_HITS.saturating_sub(self.sample.len());
+        self.sample.extend(other.sample.into_iter().take(room).map(|mut r| {
+            r.offset = r.offset.saturating_add(base);
+            r
+        }));
+    }
 }
 
 /// Finds every valid marker of run `run_id` in `memory` (a host copy of
 /// device memory). Markers of other runs, and byte strings that merely
 /// contain [`MAGIC`] without a valid check word, are ignored.
 pub fn find_remnants(memory: &[u8], run_id: u64) -> ScanHits {
+    find_remnants_before(memory, run_id, memory.len())
+}
+
+/// [`find_remnants`], counting only markers that start before byte `end`
+/// (the rest of `memory` is an overlap read so that a marker crossing the
+/// end of a window is still parsed whole).
+pub fn find_remnants_before(memory: &[u8], run_id: u64, end: usize) -> ScanHits {
     let mut found = ScanHits::default();
-    for offset in memchr::memmem::find_iter(memory, &MAGIC) {
+    for offset in memchr::memmem::find_iter(memory, &MAGIC).take_while(|&at| at < end) {
         let Some(pattern) = memory.get(offset..).and_then(|rest| RemnantPattern::parse_marker(rest, run_id)) else {
             continue;
         };

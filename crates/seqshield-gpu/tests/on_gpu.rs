@@ -6,7 +6,7 @@
 #![cfg(feature = "cuda")]
 
 use seqshield_gpu::cuda::CudaDevice;
-use seqshield_gpu::device::{Device, DeviceContext};
+use seqshield_gpu::device::{Device, DeviceContext, HostCopy};
 
 #[test]
 fn the_kernel_matches_the_cpu_generator_and_wipes_leave_zeros() {
@@ -23,13 +23,13 @@ fn the_kernel_matches_the_cpu_generator_and_wipes_leave_zeros() {
         dev.fill_random(&block, seed).unwrap();
         dev.synchronize().unwrap();
         let mut got = vec![0u8; len];
-        dev.copy_to_host(&block, &mut got).unwrap();
+        dev.copy_to_host(&block, 0, &mut got).unwrap();
         let mut want = vec![0u8; len];
         seqshield_gpu::prng::fill(seed, &mut want);
         assert!(got == want, "kernel bytes differ from the CPU generator at length {len}");
         dev.zero(&block).unwrap();
         dev.synchronize().unwrap();
-        dev.copy_to_host(&block, &mut got).unwrap();
+        dev.copy_to_host(&block, 0, &mut got).unwrap();
         assert!(got.iter().all(|&b| b == 0), "wipe left non-zero bytes at length {len}");
         dev.free(block).unwrap();
         eprintln!("length {len}: kernel = CPU reference, wipe = zeros");

@@ -124,6 +124,8 @@ pub struct Config {
     pub jobs: seqshield_jobs::JobsConfig,
     /// `[annotate]`: the variant-annotation service.
     pub annotate: seqshield_annotate::config::AnnotateConfig,
+    /// `[gpu]`: GPU anomaly monitoring.
+    pub gpu: seqshield_gpu::config::GpuConfig,
     /// The file these settings came from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -225,6 +227,9 @@ pub enum ConfigError {
     /// The `[store]` table is out of bounds.
     #[error("{0}")]
     Store(#[from] seqshield_store::StoreError),
+    /// The `[gpu]` table is out of bounds.
+    #[error(transparent)]
+    Gpu(#[from] seqshield_gpu::config::GpuConfigError),
     /// A setting is out of range or inconsistent.
     #[error("server.{field}: {reason}")]
     Invalid {
@@ -317,7 +322,7 @@ impl Config {
 
     /// Checks every bound serde cannot: `[server]`, `[auth]` (an empty
     /// issuer stands for the one the gateway fills in at start),
-    /// `[auth.signing]` and `[store]`. `seqshield serve` refuses to start on
+    /// `[auth.signing]`, `[store]` and `[gpu]`. `seqshield serve` refuses to start on
     /// any of these errors.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
@@ -329,6 +334,7 @@ impl Config {
         }
         self.auth.signing.validate()?;
         self.store.validate()?;
+        self.gpu.validate()?;
         Ok(())
     }
 

@@ -80,6 +80,7 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
         cfg.auth.issuer = gateway.public_url();
     }
     let (audit, heads) = open_audit(a, pass.as_ref())?;
+    super::gpu::start_monitor(&cfg.gpu, audit.clone())?;
     let svc = seqshield_auth::service::AuthService::open(
         cfg.auth.clone(),
         &a.data_dir,

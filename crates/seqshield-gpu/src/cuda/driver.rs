@@ -7,7 +7,7 @@ use std::ffi::{c_void, CString};
 use cudarc::driver::result::{self as cu, stream::StreamKind, DriverError};
 use cudarc::driver::sys;
 
-use crate::device::{Block, Device, DeviceContext};
+use crate::device::{check_range, Block, Device, DeviceContext, HostCopy};
 use crate::error::{DeviceError, DeviceOp, GpuError};
 use crate::DeviceInfo;
 
@@ -145,30 +145,6 @@ impl CudaDevice {
         self.ordinal
     }
 
-    /// Copies the start of `block` to `out` and waits (for the scanner).
-    pub fn copy_to_host(&self, block: &CudaBlock, out: &mut [u8]) -> Result<(), DeviceError> {
-        let op = DeviceOp::Copy;
-        if out.len() > block.len {
-            return Err(DeviceError::new(op, 0, "host buffer larger than block"));
-        }
-        self.enter(op)?;
-        // SAFETY: the block is live in this context (it is owned and only
-        // freed by consuming it) and at least `out.len()` bytes long; `out`
-        // is a valid, exclusively borrowed host buffer.
-        unsafe { cu::memcpy_dtoh_sync(out, block.ptr) }.map_err(|e| dev_err(op, e))
-    }
-
-    /// Copies `data` to the start of `block` and waits (for the scanner).
-    pub fn copy_from_host(&self, block: &CudaBlock, data: &[u8]) -> Result<(), DeviceError> {
-        let op = DeviceOp::Copy;
-        if data.len() > block.len {
-            return Err(DeviceError::new(op, 0, "host data larger than block"));
-        }
-        self.enter(op)?;
-        // SAFETY: as in `copy_to_host`, with `data` only read.
-        unsafe { cu::memcpy_htod_sync(block.ptr, data) }.map_err(|e| dev_err(op, e))
-    }
-
     /// Makes this context current on the calling thread.
     fn enter(&self, op: DeviceOp) -> Result<(), DeviceError> {
         if self.destroyed {
@@ -232,6 +208,30 @@ impl Device for CudaDevice {
         self.enter(DeviceOp::Synchronize)?;
         // SAFETY: the stream was created in this context and not destroyed.
         unsafe { cu::stream::synchronize(self.stream) }.map_err(|e| dev_err(DeviceOp::Synchronize, e))
+    }
+}
+
+impl HostCopy for CudaDevice {
+    fn copy_from_host(&self, block: &CudaBlock, offset: usize, data: &[u8]) -> Result<(), DeviceError> {
+        let op = DeviceOp::Copy;
+        check_range(op, block.len, offset, data.len())?;
+        self.enter(op)?;
+        // Queued work on the block (a fill) finishes first.
+        self.synchronize()?;
+        // SAFETY: the block is live in this (current) context, since it is
+        // owned and only freed by consuming it; `offset + data.len()` is
+        // inside it (checked above); `data` is a valid host slice, only read.
+        unsafe { cu::memcpy_htod_sync(block.ptr + offset as u64, data) }.map_err(|e| dev_err(op, e))
+    }
+
+    fn copy_to_host(&self, block: &CudaBlock, offset: usize, out: &mut [u8]) -> Result<(), DeviceError> {
+        let op = DeviceOp::Copy;
+        check_range(op, block.len, offset, out.len())?;
+        self.enter(op)?;
+        self.synchronize()?;
+        // SAFETY: as in `copy_from_host`, with `out` a valid, exclusively
+        // borrowed host slice the driver writes.
+        unsafe { cu::memcpy_dtoh_sync(out, block.ptr + offset as u64) }.map_err(|e| dev_err(op, e))
     }
 }
 

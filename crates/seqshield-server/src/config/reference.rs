@@ -16,7 +16,7 @@ const REGENERATE: &str = "SEQSHIELD_BLESS=1 cargo test -p seqshield-server --lib
 
 /// The top-level tables in the order the reference lists them; a test
 /// checks that this is every table [`Config`] has.
-const TABLES: [&str; 5] = ["server", "auth", "store", "jobs", "annotate"];
+const TABLES: [&str; 6] = ["server", "auth", "store", "jobs", "annotate", "gpu"];
 
 /// One step of a key path.
 #[derive(Clone, Debug)]
