@@ -220,3 +220,52 @@ fn callees_finds_llc_style_calls() {
     assert!(defines(ptx, "helper"));
     assert!(!defines(ptx, "other"));
 }
+
+/// NVIDIA's own assembler (`scripts/cuda-tools` fetches it into
+/// `.work/cuda/bin`; or on `PATH`), if present.
+fn ptxas() -> Option<PathBuf> {
+    let fetched = repo_root().join(".work/cuda/bin/ptxas");
+    let candidates = [fetched, PathBuf::from("ptxas")];
+    let found =
+        candidates.into_iter().find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "ptxas not found: CI must run scripts/cuda-tools (via scripts/setup) for the PTX judge"
+    );
+    found
+}
+
+/// The outside judge: NVIDIA's PTX assembler accepts the committed kernel,
+/// without warnings, for the oldest target it declares (sm_52) and for
+/// Ampere and Hopper (what the driver's JIT does on those GPUs), and the
+/// assembled kernel keeps its entry point and uses no local memory (spills
+/// would put seeds and addresses in thread-local DRAM).
+#[test]
+fn nvidia_ptxas_assembles_the_kernel_for_maxwell_ampere_and_hopper() {
+    let Some(ptxas) = ptxas() else {
+        eprintln!("skipping: ptxas not found (scripts/cuda-tools fetches it)");
+        return;
+    };
+    let dir = tempfile_dir();
+    let input = dir.join("fill_random.ptx");
+    std::fs::write(&input, PTX).unwrap();
+    for arch in ["sm_52", "sm_80", "sm_90"] {
+        let cubin = dir.join(format!("{arch}.cubin"));
+        let out = run(Command::new(&ptxas)
+            .args(["--warning-as-error", "--verbose", "-arch", arch, "-o"])
+            .arg(&cubin)
+            .arg(&input));
+        let report = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "ptxas -arch {arch} refused the kernel:\n{report}");
+        assert!(report.contains(&format!("Compiling entry function '{ENTRY}'")), "{arch}: {report}");
+        assert!(report.contains("0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"), "{arch}: {report}");
+        assert!(std::fs::metadata(&cubin).is_ok_and(|m| m.len() > 0), "{arch}: no cubin");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("seqshield-ptxas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
