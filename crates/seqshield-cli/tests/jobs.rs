@@ -266,3 +266,54 @@ fn a_rootfs_image_runs_only_what_it_holds() {
         a.post("/ga4gh/tes/v1/tasks", &json!({"executors": [{"image": "debian:bookworm", "command": ["cat"]}]}));
     assert_eq!((s, e["error"].as_str()), (403, Some("policy_refused")), "{e}");
 }
+
+/// `[jobs.timing]`: a task at or above `pad_from` completes on a bucket
+/// bound, sends no progress, and its executor times are withheld; the
+/// worker says so in the system log without saying the real runtime.
+#[test]
+fn classified_tasks_complete_on_padded_bucket_bounds() {
+    let root = tempfile::tempdir().unwrap();
+    let rootfs = root.path().join("cat-image");
+    cat_rootfs(&rootfs);
+    let policy = root.path().join("images.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[[image]]\nname = \"local/cat:1\"\nreason = \"test\"\nkind = \"rootfs\"\npath = \"{}\"\ncommands = [\"cat\"]\n",
+            rootfs.display()
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "[jobs]\nimages = \"{}\"\n[jobs.timing]\npad_from = \"internal\"\nrounding = \"multiple\"\nbase_secs = 6\n",
+        policy.display()
+    );
+    let (site, secrets) = site(&["alice"], Some(&config));
+    let gw = &site.gw;
+    let alice = user(&site, "alice", &secrets[0]);
+    let a = Api::new(gw, alice.path());
+    let input = alice.path().join("in.txt");
+    std::fs::write(&input, "padded\n").unwrap();
+    let obj = put(alice.path(), gw, &input, "in.txt", "internal");
+    let task = json!({"inputs": [{"url": obj, "path": "/data/in.txt"}],
+           "outputs": [{"url": "seqshield://r/out.txt", "path": "/data/out.txt"}],
+           "executors": [{"image": "local/cat:1", "command": ["cat", "/data/in.txt"], "stdout": "/data/out.txt"}]});
+    let id = a.submit(&task);
+    let done = a.finished(&id, 180);
+    assert_eq!(done["state"], "COMPLETE", "{done}");
+    let log = &done["logs"][0];
+    // Seconds of the day of an RFC 3339 time `YYYY-MM-DDThh:mm:ss…`.
+    let secs = |k: &str| {
+        let t = log[k].as_str().unwrap_or_else(|| panic!("no {k}: {done}"));
+        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+        n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
+    };
+    // `cat` takes milliseconds; the report came only once 6 s had passed.
+    let took = (secs("end_time") - secs("start_time")).rem_euclid(86_400);
+    assert!((6..=9).contains(&took), "runtime {took} s is not padded to the 6 s bucket: {done}");
+    let exec = &log["logs"][0];
+    assert!(exec.get("start_time").is_none_or(Value::is_null), "executor times leak: {exec}");
+    assert!(exec.get("end_time").is_none_or(Value::is_null), "executor times leak: {exec}");
+    let system = log["system_logs"].to_string();
+    assert!(system.contains("completion time padded to a multiple bucket of 6 s"), "{done}");
+}

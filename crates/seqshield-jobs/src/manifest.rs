@@ -100,6 +100,28 @@ pub struct SpecOutput {
     pub classification: Classification,
 }
 
+/// How a worker pads a task's completion time (`[jobs.timing]`), so that
+/// its runtime says less about its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Padding {
+    /// How the runtime is rounded up.
+    pub rounding: Rounding,
+    /// The bucket width (`multiple`) or smallest bucket (`power_of_two`),
+    /// seconds.
+    pub base_secs: u64,
+}
+
+/// Rounding of a padded runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    /// Up to a multiple of the base.
+    Multiple,
+    /// Up to the base times a power of two.
+    PowerOfTwo,
+}
+
 /// What the worker runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +144,11 @@ pub struct Spec {
     pub ram_mb: u64,
     /// Scratch size, MiB.
     pub scratch_mb: u64,
+    /// Pad the completion time (the task's data is at or above
+    /// `[jobs.timing] pad_from`); the worker then also withholds
+    /// per-executor times and progress reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_completion: Option<Padding>,
 }
 
 impl Spec {
@@ -258,6 +285,7 @@ mod tests {
             runtime_secs: 60,
             ram_mb: 0,
             scratch_mb: 0,
+            pad_completion: None,
         })
         .unwrap()
     }

@@ -68,6 +68,49 @@ pub struct JobsConfig {
     pub executor: ExecutorConfig,
     /// Most tasks queued or running at once (more are refused with 503).
     pub max_active: usize,
+    /// `[jobs.timing]`: completion-time padding for classified tasks.
+    pub timing: TimingConfig,
+}
+
+/// `[jobs.timing]`: pad the completion time of tasks whose data is at or
+/// above a classification, so their runtime leaks less about their input.
+/// Off by default: every padded task holds its slot up to one bucket longer
+/// (up to twice its runtime with `power_of_two`). See `docs/gpu.md` for
+/// what it hides and what it does not.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimingConfig {
+    /// Pad tasks whose classification is at least this (`public`,
+    /// `internal`, `restricted`, `controlled`); absent: never pad.
+    #[schemars(with = "Option<String>")]
+    pub pad_from: Option<Classification>,
+    /// `power_of_two` or `multiple`.
+    pub rounding: crate::manifest::Rounding,
+    /// Smallest bucket (`power_of_two`) or bucket width (`multiple`),
+    /// seconds (1 to 86400).
+    pub base_secs: u64,
+}
+
+impl Default for TimingConfig {
+    fn default() -> Self {
+        Self { pad_from: None, rounding: crate::manifest::Rounding::PowerOfTwo, base_secs: 60 }
+    }
+}
+
+impl TimingConfig {
+    /// Checks `base_secs`.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=86_400).contains(&self.base_secs) {
+            return Err(format!("jobs.timing.base_secs: {} is out of range 1..=86400", self.base_secs));
+        }
+        Ok(())
+    }
+
+    /// The padding a task of `class` gets, if any.
+    pub fn padding_for(&self, class: Classification) -> Option<crate::manifest::Padding> {
+        let from = self.pad_from?;
+        (class >= from).then_some(crate::manifest::Padding { rounding: self.rounding, base_secs: self.base_secs })
+    }
 }
 
 impl Default for JobsConfig {
@@ -79,6 +122,7 @@ impl Default for JobsConfig {
             manifest_ttl_secs: 3 * 24 * 3600,
             executor: ExecutorConfig::default(),
             max_active: 100_000,
+            timing: TimingConfig::default(),
         }
     }
 }
@@ -292,6 +336,7 @@ impl JobService {
         audit: Arc<dyn AuditSink>,
         launch: Launch,
     ) -> Result<Arc<Self>, String> {
+        cfg.timing.validate()?;
         let spool = data_dir.join("jobs");
         std::fs::create_dir_all(spool.join("manifests")).map_err(|e| format!("{}: {e}", spool.display()))?;
         restrict(&spool)?;
@@ -624,6 +669,7 @@ impl JobService {
             runtime_secs,
             ram_mb,
             scratch_mb,
+            pad_completion: self.cfg.timing.padding_for(class),
         };
         let mut scopes = vec![SCOPE_REPORT];
         scopes.extend(
@@ -1078,5 +1124,24 @@ mod tests {
         assert!(output_target("seqshield://run1/../x").is_err());
         assert!(is_task_id(&new_task_id()));
         assert!(!is_task_id("task_../../etc"));
+    }
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+    use crate::manifest::{Padding, Rounding};
+
+    #[test]
+    fn only_tasks_at_or_above_pad_from_are_padded() {
+        let off = TimingConfig::default();
+        assert_eq!(off.padding_for(Classification::Controlled), None);
+        let on = TimingConfig { pad_from: Some(Classification::Restricted), ..TimingConfig::default() };
+        assert_eq!(on.padding_for(Classification::Internal), None);
+        let want = Some(Padding { rounding: Rounding::PowerOfTwo, base_secs: 60 });
+        assert_eq!(on.padding_for(Classification::Restricted), want);
+        assert_eq!(on.padding_for(Classification::Controlled), want);
+        assert!(TimingConfig { base_secs: 0, ..on.clone() }.validate().is_err());
+        assert!(TimingConfig { base_secs: 86_401, ..on }.validate().is_err());
     }
 }

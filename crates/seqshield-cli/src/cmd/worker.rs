@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use seqshield_gpu::timing::PaddingPolicy;
 use seqshield_jobs::images::{ImageKind, ImagePolicy};
 use seqshield_jobs::logs;
-use seqshield_jobs::manifest::{ManifestFile, Spec, TOKEN_TYPE_TASK_MANIFEST, WORKER_AUDIENCE};
+use seqshield_jobs::manifest::{ManifestFile, Padding, Rounding, Spec, TOKEN_TYPE_TASK_MANIFEST, WORKER_AUDIENCE};
 use seqshield_jobs::tes::{ExecutorLog, OutputFileLog, TesState};
 use seqshield_sandbox::{Mount, Profile, Sandbox, Stdio};
 use serde_json::{json, Value};
@@ -245,6 +246,8 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
         spec.task,
         if private { "a private tmpfs" } else { "a 0700 directory (no private tmpfs)" }
     )];
+    // The runtime an observer sees starts here (the first report).
+    let started = std::time::Instant::now();
     rep.send(TesState::Initializing, &[], &[], &system).await?;
     system.clear();
     let outcome = execute(ctx, a, &client, &rep, &spec, scratch).await;
@@ -256,6 +259,14 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
         }
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     };
+    if let Some(padding) = spec.pad_completion {
+        pad_completion(started, padding).await;
+        system.push(format!(
+            "completion time padded to a {} bucket of {} s ([jobs.timing]); executor times withheld",
+            rounding_name(padding.rounding),
+            padding.base_secs
+        ));
+    }
     match outcome {
         Ok((state, logs, outputs)) => rep.send(state, &logs, &outputs, &system).await,
         Err(e) => {
@@ -263,6 +274,25 @@ async fn work(ctx: &Ctx, a: &RunArgs, file: &ManifestFile, scratch: &Path, priva
             let _ = rep.send(TesState::SystemError, &[], &[], &[msg.chars().take(2000).collect()]).await;
             Err(e)
         }
+    }
+}
+
+/// Waits until the time since `started` reaches its padding bucket
+/// (`seqshield_gpu::timing`), whatever the outcome, so success and failure
+/// end on bucket bounds alike.
+async fn pad_completion(started: std::time::Instant, padding: Padding) {
+    let base = std::time::Duration::from_secs(padding.base_secs.max(1));
+    let policy = match padding.rounding {
+        Rounding::Multiple => PaddingPolicy::Multiple { base },
+        Rounding::PowerOfTwo => PaddingPolicy::PowerOfTwo { base },
+    };
+    tokio::time::sleep(seqshield_gpu::timing::remaining(started.elapsed(), &policy)).await;
+}
+
+fn rounding_name(r: Rounding) -> &'static str {
+    match r {
+        Rounding::Multiple => "multiple",
+        Rounding::PowerOfTwo => "power_of_two",
     }
 }
 
@@ -331,7 +361,12 @@ async fn execute(
     }
     let private = scratch.join(".seqshield");
     std::fs::create_dir_all(&private)?;
-    rep.send(TesState::Running, &[], &[], &[]).await?;
+    // A padded task sends no progress: each report's time would show how
+    // long staging or an executor took.
+    let progress = spec.pad_completion.is_none();
+    if progress {
+        rep.send(TesState::Running, &[], &[], &[]).await?;
+    }
     let mut exec_logs = Vec::new();
     let mut state = TesState::Complete;
     for (n, e) in spec.executors.iter().enumerate() {
@@ -394,9 +429,11 @@ async fn execute(
         let stdio = Stdio { stdin: stdin.map(Into::into), stdout: Some(stdout.into()), stderr: Some(stderr.into()) };
         let report = tokio::task::spawn_blocking(move || sb.run(&argv, stdio)).await??;
         let code = report.status.code.unwrap_or_else(|| 128 + report.status.signal.unwrap_or(0));
+        let (start_time, end_time) =
+            if progress { (Some(start), Some(client::rfc3339(client::now()))) } else { (None, None) };
         let mut log = ExecutorLog {
-            start_time: Some(start),
-            end_time: Some(client::rfc3339(client::now())),
+            start_time,
+            end_time,
             stdout: Some(logs::filter(&tail(&out_path)?, &literal)),
             stderr: Some(logs::filter(&tail(&err_path)?, &literal)),
             exit_code: code,
@@ -408,7 +445,9 @@ async fn execute(
                 .push_str(&format!("[seqshield sandbox: blocked {}]\n", blocked.join(", ")));
         }
         exec_logs.push(log);
-        rep.send(TesState::Running, &exec_logs, &[], &[]).await?;
+        if progress {
+            rep.send(TesState::Running, &exec_logs, &[], &[]).await?;
+        }
         if code != 0 && e.ignore_error != Some(true) {
             state = TesState::ExecutorError;
             break;
