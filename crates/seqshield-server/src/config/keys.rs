@@ -164,7 +164,7 @@ mod tests {
         let root = root();
         let e = resolve(root, &path("sever.listen")).unwrap_err().0;
         assert!(
-            e.starts_with("unknown table `sever`; the tables are `annotate`, `auth`, `jobs`, `server`, `store`"),
+            e.starts_with("unknown table `sever`; the tables are `annotate`, `auth`, `gpu`, `jobs`, `server`, `store`"),
             "{e}"
         );
         let e = resolve(root, &path("server.listen_addr")).unwrap_err().0;
