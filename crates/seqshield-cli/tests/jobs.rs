@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::site::*;
 use common::tes::{get, put, user, Api};
@@ -223,20 +223,27 @@ fn cat_rootfs(dir: &Path) {
     }
 }
 
-#[test]
-fn a_rootfs_image_runs_only_what_it_holds() {
-    let root = tempfile::tempdir().unwrap();
-    let rootfs = root.path().join("cat-image");
+/// An image policy under `root` approving `local/cat:1`, a rootfs holding
+/// only `cat` and its libraries, for the `commands` (a TOML array).
+fn cat_image_policy(root: &Path, commands: &str) -> PathBuf {
+    let rootfs = root.join("cat-image");
     cat_rootfs(&rootfs);
-    let policy = root.path().join("images.toml");
+    let policy = root.join("images.toml");
     std::fs::write(
         &policy,
         format!(
-            "version = 1\n[[image]]\nname = \"local/cat:1\"\nreason = \"test: cat and its libraries only\"\nkind = \"rootfs\"\npath = \"{}\"\ncommands = [\"cat\", \"wc\"]\n",
+            "version = 1\n[[image]]\nname = \"local/cat:1\"\nreason = \"test: cat and its libraries only\"\nkind = \"rootfs\"\npath = \"{}\"\ncommands = {commands}\n",
             rootfs.display()
         ),
     )
     .unwrap();
+    policy
+}
+
+#[test]
+fn a_rootfs_image_runs_only_what_it_holds() {
+    let root = tempfile::tempdir().unwrap();
+    let policy = cat_image_policy(root.path(), r#"["cat", "wc"]"#);
     let (site, secrets) = site(&["alice"], Some(&format!("[jobs]\nimages = \"{}\"\n", policy.display())));
     let gw = &site.gw;
     let alice = user(&site, "alice", &secrets[0]);
@@ -273,17 +280,7 @@ fn a_rootfs_image_runs_only_what_it_holds() {
 #[test]
 fn classified_tasks_complete_on_padded_bucket_bounds() {
     let root = tempfile::tempdir().unwrap();
-    let rootfs = root.path().join("cat-image");
-    cat_rootfs(&rootfs);
-    let policy = root.path().join("images.toml");
-    std::fs::write(
-        &policy,
-        format!(
-            "version = 1\n[[image]]\nname = \"local/cat:1\"\nreason = \"test\"\nkind = \"rootfs\"\npath = \"{}\"\ncommands = [\"cat\"]\n",
-            rootfs.display()
-        ),
-    )
-    .unwrap();
+    let policy = cat_image_policy(root.path(), r#"["cat"]"#);
     let config = format!(
         "[jobs]\nimages = \"{}\"\n[jobs.timing]\npad_from = \"internal\"\nrounding = \"multiple\"\nbase_secs = 6\n",
         policy.display()
