@@ -104,8 +104,10 @@ async fn serve(ctx: &Ctx, a: &ServeArgs, mut cfg: Config) -> Result<()> {
         .merge(seqshield_server::openapi::router());
     let scrape = seqshield_server::metrics::ScrapeToken::load_or_create(&a.data_dir)?;
     let ops = seqshield_server::Operations::new().audit(audit.clone()).scrape_token(scrape);
+    // Registered before the ready line: a supervisor may signal at once.
+    let shutdown = seqshield_server::shutdown_signal().context("cannot install the SIGINT/SIGTERM handlers")?;
     announce(ctx, &gateway)?;
-    let served = gateway.with_operations(ops).serve(routes, seqshield_server::shutdown_signal()).await;
+    let served = gateway.with_operations(ops).serve(routes, shutdown).await;
     // A last signed head over everything the gateway logged.
     if let Some(e) = tokio::task::spawn_blocking(move || heads.stop()).await.ok().flatten() {
         logging::warn(&format!("the last signed tree head failed: {e}"));
