@@ -163,6 +163,22 @@ fn independent_oidc_client_completes_discovery_and_code_flow() {
     }
 }
 
+/// A supervisor may signal the moment the ready line appears: the handlers
+/// are installed before it is printed, so every such SIGTERM is a graceful
+/// stop (exit 0, a last signed tree head), never the default action's kill.
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        // `stop` signals at once and asserts a successful exit.
+        common::serve(dir.path(), PASS).stop();
+    }
+    let report =
+        seqshield_audit::verify_log(&dir.path().join("audit"), &seqshield_audit::VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{:?}", report.findings);
+    assert_eq!(report.unsigned_tail, 0, "each stop signs a last head");
+}
+
 /// Every event of the audit log in `dir`, read back through the library.
 fn read_events(dir: &Path) -> Vec<seqshield_audit::Event> {
     use seqshield_audit::record::{Scanner, Step, MAGIC};

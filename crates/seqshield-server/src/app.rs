@@ -2,6 +2,9 @@
 //!
 //! From the outside in:
 //!
+//! 0. unread request bodies ([`crate::unread_body`]): an HTTP/1.1 body a
+//!    handler answered without reading is drained when small, else the
+//!    response says `Connection: close`;
 //! 1. request id ([`crate::request_id`]): `X-Request-Id` kept or made,
 //!    echoed, and a `request` tracing span around the rest;
 //! 2. access log and HTTP metrics ([`crate::access`]), which see the final
@@ -107,6 +110,7 @@ pub fn app_with_operations(routes: Router, settings: &ServerSettings, ops: Opera
         .layer(axum::middleware::from_fn_with_state(Arc::new(limiter), ratelimit::middleware))
         .layer(axum::middleware::from_fn_with_state(metrics, crate::access::middleware))
         .layer(axum::middleware::from_fn(crate::request_id::middleware))
+        .layer(axum::middleware::from_fn(crate::unread_body::middleware))
 }
 
 /// Sets [`security_headers`] on a response made outside the header layers

@@ -65,6 +65,7 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod serve;
 pub mod tls;
+pub mod unread_body;
 
 pub use app::{app, app_with, app_with_operations};
 pub use error::ServerError;

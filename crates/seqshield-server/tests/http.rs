@@ -127,3 +127,77 @@ async fn graceful_shutdown_stops_listening() {
     running.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// An HTTP/1.1 connection to `running` over pinned TLS, as a client that
+/// writes requests byte by byte would make it.
+async fn raw_http1(running: &common::Running) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut cfg = seqshield_server::tls::client_config(&running.cert).unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)).connect(name, tcp).await.unwrap()
+}
+
+/// Reads one response: its head (lower-cased) and its body. `None` if the
+/// connection ends first.
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await.expect("response in time") {
+            Ok(1) => buf.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.ok()?;
+    Some((head, body))
+}
+
+/// A request answered from its head alone (a 405 here) whose body is still
+/// on its way must not leave a connection that closes under the client's
+/// next request: the small body is drained and the connection stays
+/// usable; a large one gets `Connection: close` said out loud.
+#[tokio::test]
+async fn a_body_left_unread_never_breaks_the_next_request_on_the_connection() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempfile::tempdir().unwrap();
+    let running = common::start(data.path(), common::settings()).await;
+
+    let mut tls = raw_http1(&running).await;
+    for _ in 0..3 {
+        tls.write_all(b"PUT /echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\n").await.unwrap();
+        tls.flush().await.unwrap();
+        // The handler answers before the body arrives.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tls.write_all(b"0123456789").await.unwrap();
+        tls.flush().await.unwrap();
+        let (head, _) = read_response(&mut tls).await.expect("a response to the PUT");
+        assert!(head.starts_with("http/1.1 405"), "{head}");
+        assert!(!head.contains("connection: close"), "a small body should be drained: {head}");
+    }
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let (head, body) = read_response(&mut tls).await.expect("the connection was closed under the next request");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, br#"{"status":"ok"}"#);
+
+    // Too much to drain first: the response says the connection ends, and
+    // the server reads the rest meanwhile (a lingering close), so a client
+    // that writes its whole body before reading still gets the answer.
+    let mut tls = raw_http1(&running).await;
+    let big = 32 * 1024 * 1024;
+    assert!(big > seqshield_server::unread_body::DRAIN_LIMIT);
+    let head = format!("PUT /echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: {big}\r\n\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&vec![b'x'; usize::try_from(big).unwrap()]).await.expect("the server stopped reading the body");
+    tls.flush().await.unwrap();
+    let (head, _) = read_response(&mut tls).await.expect("a response to the large PUT");
+    assert!(head.starts_with("http/1.1 405") && head.contains("connection: close"), "{head}");
+    assert!(read_response(&mut tls).await.is_none(), "the connection ends after the answer");
+    running.stop().await;
+}
